@@ -1,0 +1,15 @@
+from django.urls import path
+
+from messenger import pages
+from messenger.api import api
+
+urlpatterns = [
+    path("api/v1/", api.urls),
+    path("healthz", pages.healthz, name="healthz"),
+    path("", pages.landing, name="landing"),
+]
+
+handler400 = "messenger.errors.bad_request"
+handler403 = "messenger.errors.permission_denied"
+handler404 = "messenger.errors.not_found"
+handler500 = "messenger.errors.server_error"

@@ -16,7 +16,6 @@ authenticated, so a tampered, truncated or replayed message raises and changes n
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from . import primitives as p
@@ -42,10 +41,6 @@ MAX_FORWARD_JUMP = 2000
 MAX_COUNTER = 2**32 - 1
 
 Trace = list[dict[str, Any]]
-
-# Every header carries our ratchet public key; deriving it costs a scalar multiplication, so keep
-# the few recent ones (keys are bytes, the cache holds no secret that the state does not hold).
-_ratchet_public = lru_cache(maxsize=16)(p.x25519_public)
 
 
 def kdf_rk(rk: bytes, dh_out: bytes) -> tuple[bytes, bytes, bytes]:
@@ -146,7 +141,7 @@ def encrypt(state: SessionState, plaintext: bytes, trace: Trace | None = None) -
         raise LimitExceeded("sending chain exhausted")
     ck, mk = kdf_ck(state.cks)
     body_key, body_nonce, header_nonce = message_keys(mk)
-    header = encode_header(_ratchet_public(state.dhs_private), state.pn, state.ns)
+    header = encode_header(p.x25519_public(state.dhs_private), state.pn, state.ns)
     enc_header = header_nonce + p.aead_encrypt(state.hks, header_nonce, header, state.ad)
     body = p.aead_encrypt(body_key, body_nonce, plaintext, state.ad + enc_header)
     if trace is not None:

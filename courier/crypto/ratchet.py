@@ -57,7 +57,7 @@ def message_keys(mk: bytes) -> tuple[bytes, bytes, bytes]:
     """Return (body key, body nonce, header nonce) for one message key.
 
     The header key is shared by a whole sending chain, so each header needs a distinct nonce; it is
-    derived from the message key, which is distinct for every message (see section 7.5).
+    derived from the message key, which is distinct for every message (see section 7.3).
     """
     out = p.hkdf(b"", mk, INFO_MESSAGE_KEYS, 56)
     return out[:32], out[32:44], out[44:56]
@@ -134,7 +134,7 @@ def init_responder(
 
 
 def encrypt(state: SessionState, plaintext: bytes, trace: Trace | None = None) -> bytes:
-    """RatchetEncryptHE. Mutates ``state``; persist it before sending the result (section 7.5)."""
+    """RatchetEncryptHE. Mutates ``state``; persist it before sending the result (section 7.3)."""
     if state.cks is None or state.hks is None:
         raise DecryptionError("no sending chain yet: the responder must receive first")
     if state.ns >= MAX_COUNTER:

@@ -34,7 +34,7 @@ class SessionState:
     nr: int
     pn: int
     ad: bytes
-    # The PQXDH header the initiator repeats on every message until it hears back (section 7.3).
+    # The PQXDH header the initiator repeats on every message until it hears back (section 10).
     pending_prekey_header: bytes | None = None
     skipped: SkippedKeys = field(default_factory=OrderedDict)
 

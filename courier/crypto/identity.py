@@ -347,6 +347,10 @@ def _parse_pq_prekey(value: Any, identity_key: bytes, kind: int) -> PQPrekey:
         prekey.verify(identity_key)
     except InvalidSignature as exc:
         raise InvalidBundle("pq prekey signature does not verify") from exc
+    try:
+        p.mlkem_check_public(prekey.key)
+    except InvalidKey as exc:
+        raise InvalidBundle("pq prekey is not a valid ML-KEM-768 key") from exc
     return prekey
 
 

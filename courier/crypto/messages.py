@@ -120,7 +120,7 @@ def _get(obj: dict[str, Any], key: str, kind: type) -> Any:
     # bool is an int in Python, but not in our format.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise EncodingError(f"field {key!r} missing or not a {kind.__name__}")
-    if kind is int and value < 0:
+    if isinstance(value, int) and value < 0:
         raise EncodingError(f"field {key!r} is negative")
     return value
 

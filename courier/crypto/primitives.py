@@ -103,6 +103,17 @@ def mlkem_public(seed: bytes) -> bytes:
     return mlkem.MLKEM768PrivateKey.from_seed_bytes(seed).public_key().public_bytes_raw()
 
 
+def mlkem_check_public(public: bytes) -> None:
+    """Raise InvalidKey unless ``public`` passes FIPS 203's encapsulation-key checks (length and
+    every coefficient reduced modulo q), which ``cryptography`` and WebCrypto apply on import."""
+    if len(public) != MLKEM_PUBLIC_LEN:
+        raise InvalidKey("ML-KEM-768 public key must be 1184 bytes")
+    try:
+        mlkem.MLKEM768PublicKey.from_public_bytes(public)
+    except ValueError as exc:
+        raise InvalidKey("invalid ML-KEM-768 public key") from exc
+
+
 def mlkem_encapsulate(public: bytes) -> tuple[bytes, bytes]:
     """Return (ciphertext, shared_secret). Uses the library's own randomness (not injectable)."""
     if len(public) != MLKEM_PUBLIC_LEN:

@@ -174,3 +174,33 @@ def test_a_forged_initiator_identity_is_refused() -> None:
     )
     with pytest.raises(DecryptionError):
         pqxdh.respond(bob, secrets, PrekeyHeader(**{**header.__dict__, "initiator": forged}))
+
+
+def test_a_signed_but_malformed_ml_kem_key_is_refused() -> None:
+    from courier.crypto.identity import PQ_KIND_ONE_TIME, pq_prekey_message
+
+    bob = Identity.generate()
+    bundle, _ = generate_bundle(bob, pq_one_time_ids=(4,))
+    obj = bundle_to_json(bundle)
+    key = bytearray(bundle.pq_one_time_prekeys[0].key)
+    key[0] = key[1] = 0xFF  # a coefficient of 4095 >= q
+    obj["pq_one_time_prekeys"][0]["key"] = b64u_encode(bytes(key))
+    obj["pq_one_time_prekeys"][0]["signature"] = b64u_encode(
+        bob.sign(pq_prekey_message(PQ_KIND_ONE_TIME, 4, bytes(key)))
+    )
+    with pytest.raises(InvalidBundle):
+        verify_bundle(obj)
+
+
+def test_the_crypto_core_imports_nothing_from_django_or_the_server() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, courier.crypto.vectors, courier.crypto.sealed, courier.crypto.link;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('django', 'messenger', 'keys', 'relay', 'files')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

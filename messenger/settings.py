@@ -148,6 +148,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "messenger.rotate_epoch_keys",
         "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
     },
+    "purge-blobs": {
+        "task": "files.purge_blobs",
+        "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
+    },
 }
 
 # --- Anonymous sessions -----------------------------------------------------------------
@@ -180,6 +184,13 @@ BLOB_MAX_TTL_SECONDS = env_int("BLOB_MAX_TTL_SECONDS", 48 * 3600)
 BLOB_MAX_DOWNLOADS = env_int("BLOB_MAX_DOWNLOADS", 100)
 BLOB_SESSION_QUOTA_BYTES = env_int("BLOB_SESSION_QUOTA_BYTES", 2 * 1024 * 1024 * 1024)
 BLOB_STORAGE_DIR = Path(env_str("BLOB_STORAGE_DIR", str(DATA_DIR / "blobs"))).resolve()
+BLOB_DEFAULT_TTL_SECONDS = env_int("BLOB_DEFAULT_TTL_SECONDS", 48 * 3600)
+# A blob not complete this long after creation is abandoned: uploads stop, purge reclaims it.
+BLOB_UPLOAD_WINDOW_SECONDS = env_int("BLOB_UPLOAD_WINDOW_SECONDS", 12 * 3600)
+# Fetching chunk 0 opens a download; the other chunks stay fetchable this long after the
+# last allowed download was opened, then the exhausted blob is purged.
+BLOB_DOWNLOAD_WINDOW_SECONDS = env_int("BLOB_DOWNLOAD_WINDOW_SECONDS", 3 * 3600)
+RATELIMIT_BLOB_CHUNKS = env_str("RATELIMIT_BLOB_CHUNKS", "3000/m")
 
 # --- At-rest encryption -------------------------------------------------------------------
 EPOCH_SECONDS = env_int("EPOCH_SECONDS", 3600)

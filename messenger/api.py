@@ -6,6 +6,7 @@ maps every exception to `{"error": {"code", "message"}}` with a 4xx status.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
@@ -14,6 +15,7 @@ from ninja.security import HttpBearer
 
 from messenger.errors import ApiError, Unauthorized, api_error_response, error_response
 from messenger.models import AnonymousSession
+from messenger.ratelimits import limit_by_value
 from messenger.sessions import authenticate_token
 
 
@@ -26,7 +28,13 @@ class SessionAuth(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request: HttpRequest, token: str) -> AnonymousSession | None:
-        return authenticate_token(token)
+        session = authenticate_token(token)
+        if session is not None:
+            # Every authenticated request counts against its session's overall rate.
+            limit_by_value(
+                request, "session", bytes(session.token_hash).hex(), settings.RATELIMIT_PER_SESSION
+            )
+        return session
 
 
 session_auth = SessionAuth()

@@ -110,3 +110,24 @@ def test_the_rate_limit_cache_holds_no_address(client: Client) -> None:
         keys = [key.decode() for key in backend.get_client().keys("*")]
     assert keys, "the rate limiter stored nothing"
     assert not any("198.51.100.23" in str(key) for key in keys)
+
+
+
+def test_every_session_has_an_overall_request_rate(client: Client, settings) -> None:
+    from django.test import RequestFactory
+
+    from messenger.api import session_auth
+    from messenger.errors import RateLimited
+
+    settings.RATELIMIT_PER_SESSION = "3/m"
+    token, other = mint(client)["json"]["token"], mint(client)["json"]["token"]
+
+    def authenticate(value: str):
+        request = RequestFactory().get("/", headers={"Authorization": f"Bearer {value}"})
+        return session_auth(request)
+
+    assert all(authenticate(token) is not None for _ in range(3))
+    with pytest.raises(RateLimited):
+        authenticate(token)
+    # The limit of one session leaves another untouched.
+    assert authenticate(other) is not None

@@ -112,7 +112,6 @@ def test_the_rate_limit_cache_holds_no_address(client: Client) -> None:
     assert not any("198.51.100.23" in str(key) for key in keys)
 
 
-
 def test_every_session_has_an_overall_request_rate(client: Client, settings) -> None:
     from django.test import RequestFactory
 

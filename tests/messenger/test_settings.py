@@ -85,9 +85,7 @@ def test_production_requires_secrets_and_turns_on_https_and_proof_of_work(
     assert result.returncode != 0 and "SECRET_KEY" in result.stderr
     secret = tmp_path / "secret"
     secret.write_text("s" * 50)
-    config = probe(
-        tmp_path, PRODUCTION="true", SECRET_KEY_FILE=str(secret), MASTER_KEY="m" * 43
-    )
+    config = probe(tmp_path, PRODUCTION="true", SECRET_KEY_FILE=str(secret), MASTER_KEY="m" * 43)
     assert config["pow"] >= 16
     assert config["hsts"] >= 15552000
     assert config["ssl_redirect"] is True

@@ -28,6 +28,9 @@ def current_policy() -> dict[str, Any]:
             "retention_seconds": settings.PREKEY_RETENTION_SECONDS,
             "signed_prekey_rotation_seconds": settings.SIGNED_PREKEY_ROTATION_SECONDS,
             "max_one_time_prekeys": settings.PREKEY_MAX_ONE_TIME,
+            "max_batch": settings.PREKEY_MAX_BATCH,
+            "claim_rate_per_handle": settings.RATELIMIT_PREKEY_CLAIM_PER_HANDLE,
+            "claim_rate_per_session": settings.RATELIMIT_PREKEY_CLAIM_PER_SESSION,
         },
         "blobs": {
             "chunk_sizes": settings.BLOB_CHUNK_SIZES,

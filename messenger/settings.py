@@ -148,6 +148,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "messenger.rotate_epoch_keys",
         "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
     },
+    "purge-stale-prekey-bundles": {
+        "task": "keys.purge_stale_bundles",
+        "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
+    },
     "purge-blobs": {
         "task": "files.purge_blobs",
         "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
@@ -176,6 +180,15 @@ MAILBOX_QUOTA_BYTES = env_int("MAILBOX_QUOTA_BYTES", 32 * 1024 * 1024)
 PREKEY_RETENTION_SECONDS = env_int("PREKEY_RETENTION_SECONDS", 30 * 24 * 3600)
 SIGNED_PREKEY_ROTATION_SECONDS = env_int("SIGNED_PREKEY_ROTATION_SECONDS", 7 * 24 * 3600)
 PREKEY_MAX_ONE_TIME = env_int("PREKEY_MAX_ONE_TIME", 200)
+# One-time prekeys of each kind in one PUT: a full ML-KEM-768 batch must fit the request
+# body limit (about 1.7 KB of JSON per key), so clients top up in several PUTs.
+PREKEY_MAX_BATCH = env_int("PREKEY_MAX_BATCH", 50)
+# Beyond the per-handle rate a claim still gets the bundle, with last-resort keys only
+# (a stranger can neither drain the stock nor lock contacts out); beyond the per-session
+# rate it is refused.
+RATELIMIT_PREKEY_CLAIM_PER_HANDLE = env_str("RATELIMIT_PREKEY_CLAIM_PER_HANDLE", "20/h")
+RATELIMIT_PREKEY_CLAIM_PER_SESSION = env_str("RATELIMIT_PREKEY_CLAIM_PER_SESSION", "10/h")
+RATELIMIT_PREKEY_PUBLISH = env_str("RATELIMIT_PREKEY_PUBLISH", "60/h")
 
 # --- Blob policy ---------------------------------------------------------------------------
 BLOB_CHUNK_SIZES = env_int_list("BLOB_CHUNK_SIZES", [65536, 1048576, 4194304])

@@ -9,11 +9,16 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.utils import timezone
 
-from courier.crypto.identity import Identity, fingerprint, verify_claimed_bundle
+from courier.crypto.identity import (
+    Identity,
+    fingerprint,
+    pq_prekey_message,
+    verify_claimed_bundle,
+)
 from keys.models import OneTimePrekey, PrekeyBundle
 from messenger.codec import b64u_decode, b64u_encode
 from messenger.sessions import mint_session
-from tests.keys.conftest import Directory, error_code, make_bundle, new_handle
+from tests.keys.support import Directory, error_code, make_bundle, new_handle, signed_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -174,8 +179,6 @@ def test_a_bundle_signed_by_another_identity_is_refused(directory: Directory) ->
 def test_a_malformed_ml_kem_key_is_refused_even_when_signed(
     directory: Directory, identity: Identity
 ) -> None:
-    from courier.crypto.identity import pq_prekey_message
-
     bundle = make_bundle(identity)
     key = b"\xff" * 1184  # right length, coefficients out of range (FIPS 203 check)
     bundle["pq_last_resort_prekey"] = {
@@ -193,8 +196,6 @@ def test_a_malformed_ml_kem_key_is_refused_even_when_signed(
 
 
 def test_a_replayed_publish_is_refused(directory: Directory, identity: Identity) -> None:
-    from tests.keys.conftest import signed_headers
-
     handle = new_handle()
     path = f"/api/v1/keys/{handle}"
     body = json.dumps(make_bundle(identity, [1])).encode()
@@ -211,8 +212,6 @@ def test_a_replayed_publish_is_refused(directory: Directory, identity: Identity)
 def test_a_forged_publish_is_refused(
     directory: Directory, identity: Identity, forgery: str
 ) -> None:
-    from tests.keys.conftest import signed_headers
-
     handle = new_handle()
     path = f"/api/v1/keys/{handle}"
     body = json.dumps(make_bundle(identity, [1])).encode()

@@ -15,7 +15,7 @@ from keys.schemas import BundleIn
 from keys.tasks import purge_stale_bundles
 from messenger.models import AnonymousSession
 from messenger.sessions import mint_session
-from tests.keys.conftest import make_bundle, new_handle
+from tests.keys.support import make_bundle, new_handle
 
 
 def unsigned(public_key: bytes) -> None:

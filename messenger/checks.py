@@ -40,7 +40,124 @@ def check_production_services(app_configs: Any, **kwargs: Any) -> list[Any]:
             )
         )
     if settings.PRODUCTION and not settings.DATABASE_URL:
-        problems.append(
-            Error("PRODUCTION is on but DATABASE_URL is not set.", id="messenger.E002")
-        )
+        problems.append(Error("PRODUCTION is on but DATABASE_URL is not set.", id="messenger.E002"))
     return problems
+
+
+# Values that only ever appear in examples; a deployment running with one has no secret.
+PLACEHOLDER_SECRETS = {"", "change-me", "changeme", "replace-me", "secret", "example"}
+
+
+@register(Tags.security, deploy=True)
+def check_master_key_present(app_configs: Any, **kwargs: Any) -> list[Any]:
+    if settings.MASTER_KEY.strip().lower() in PLACEHOLDER_SECRETS:
+        return [
+            Error(
+                "MASTER_KEY is empty or a placeholder: stored envelopes and blobs would be "
+                "encrypted under a key anyone can guess.",
+                hint="Put 32 random bytes (base64url) in the file named by MASTER_KEY_FILE.",
+                id="messenger.E003",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_master_key_matches_stored_keys(app_configs: Any, **kwargs: Any) -> list[Any]:
+    """A different master key than the one that wrapped the epoch keys reads nothing."""
+    from cryptography.exceptions import InvalidTag
+
+    from messenger import atrest
+    from messenger.models import EpochKey
+
+    try:
+        row = EpochKey.objects.order_by("-id").first()
+    except Exception:  # not migrated yet, or no database: nothing is wrapped yet
+        return []
+    if row is None:
+        return []
+    try:
+        atrest._unwrap(row.epoch, bytes(row.wrapped_key))
+    except (InvalidTag, ValueError):
+        return [
+            Error(
+                "MASTER_KEY does not unwrap the epoch keys stored in the database: every "
+                "stored envelope and blob chunk is unreadable with it.",
+                hint="Restore the master key this database was used with.",
+                id="messenger.E004",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_redis_reachable(app_configs: Any, **kwargs: Any) -> list[Any]:
+    if not settings.REDIS_URL:
+        return []
+    import redis
+
+    from messenger.beat import redis_client
+
+    try:
+        redis_client().ping()
+    except redis.RedisError as exc:
+        return [
+            Error(
+                f"Redis at REDIS_URL does not answer ({type(exc).__name__}): no channel "
+                "layer, cache, rate limits or task queue.",
+                id="messenger.E005",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_one_beat(app_configs: Any, **kwargs: Any) -> list[Any]:
+    """Exactly one beat: more than one live heartbeat means a second beat was started."""
+    if not settings.REDIS_URL:
+        return []
+    import redis
+
+    from messenger.beat import alive_beats
+
+    try:
+        beats = alive_beats()
+    except redis.RedisError:
+        return []  # reported by check_redis_reachable
+    if len(beats) > 1:
+        return [
+            Warning(
+                f"{len(beats)} Celery beat processes are alive for this deployment; only "
+                "one runs the schedule, the others wait on its lock.",
+                hint="Run exactly one beat (the compose file's `beat` service).",
+                id="messenger.W002",
+            )
+        ]
+    return []
+
+
+@register(Tags.security, deploy=True)
+def check_epoch_keys_destroyed_on_time(app_configs: Any, **kwargs: Any) -> list[Any]:
+    """Epoch keys outliving their epoch mean beat is not running: no crypto-shredding."""
+    from django.utils import timezone
+
+    from messenger.atrest import DESTROY_GRACE_SECONDS
+    from messenger.models import EpochKey
+
+    # Beat destroys keys every PURGE_INTERVAL_SECONDS; allow two missed runs.
+    late = DESTROY_GRACE_SECONDS + 2 * settings.PURGE_INTERVAL_SECONDS
+    cutoff = (int(timezone.now().timestamp()) - late) // settings.EPOCH_SECONDS
+    try:
+        overdue = EpochKey.objects.filter(epoch__lt=cutoff).count()
+    except Exception:  # not migrated yet, or no database: nothing to destroy
+        return []
+    if overdue:
+        return [
+            Warning(
+                f"{overdue} at-rest epoch keys outlived their epoch: expired envelopes and "
+                "blobs are not being crypto-shredded.",
+                hint="Is Celery beat running? `manage.py rotate_keys` destroys them now.",
+                id="messenger.W003",
+            )
+        ]
+    return []

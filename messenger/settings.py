@@ -136,6 +136,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+# Only one beat per deployment runs the schedule: a Redis lock plus heartbeats that
+# `check --deploy` reads (messenger/beat.py).
+CELERY_BEAT_SCHEDULER = "messenger.beat:HeartbeatScheduler"
 # Every periodic job is idempotent and named explicitly; each sits beside the retention
 # setting it serves. Beat must run exactly once per deployment.
 PURGE_INTERVAL_SECONDS = env_int("PURGE_INTERVAL_SECONDS", 300)
@@ -249,7 +252,8 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
 
 # --- Security headers -------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# The load balancer and the metrics scraper talk to the nodes directly over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
 SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 63072000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION

@@ -1,11 +1,12 @@
 from django.urls import path
 
-from messenger import pages
+from messenger import metrics, pages
 from messenger.api import api
 
 urlpatterns = [
     path("api/v1/", api.urls),
     path("healthz", pages.healthz, name="healthz"),
+    path("metrics", metrics.prometheus, name="metrics"),
     path("", pages.landing, name="landing"),
 ]
 

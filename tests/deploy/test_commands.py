@@ -1,0 +1,118 @@
+"""The operator's management commands and the metrics endpoint: there is no admin."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from messenger import atrest
+from messenger.models import AnonymousSession, EpochKey
+from messenger.sessions import mint_session
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue()
+
+
+def expired_session() -> None:
+    AnonymousSession.objects.create(
+        token_hash=secrets.token_bytes(32), expires_at=timezone.now() - timedelta(minutes=5)
+    )
+
+
+def test_stats_prints_aggregate_counts_only() -> None:
+    token, _ = mint_session()
+    mint_session()
+    expired_session()
+    atrest.seal(b"x", expires_at=timezone.now() + timedelta(hours=1), context=b"")
+    numbers = json.loads(run("stats", "--json"))
+    assert numbers["sessions_live"] == 2
+    assert numbers["sessions_expired"] == 1
+    assert numbers["epoch_keys"] == 1
+    assert all(isinstance(value, int) for value in numbers.values())
+    text = run("stats")
+    assert "sessions_live" in text and token not in text
+
+
+def test_rotate_keys_retires_current_keys_and_destroys_ended_ones() -> None:
+    expires = timezone.now() + timedelta(hours=1)
+    before = atrest.seal(b"before", expires_at=expires, context=b"a")
+    ended = EpochKey.objects.create(epoch=1, wrapped_key=b"\x00" * 40)
+    output = run("rotate_keys")
+    assert "retired 2 current epoch keys; destroyed 1 expired" in output
+    assert not EpochKey.objects.filter(pk=ended.pk).exists()
+    after = atrest.seal(b"after", expires_at=expires, context=b"b")
+    assert atrest.key_id_of(after) != atrest.key_id_of(before)
+    assert atrest.open_sealed(before, context=b"a") == b"before"
+
+
+def test_purge_runs_every_job_of_the_beat_schedule_now(settings) -> None:
+    expired_session()
+    mint_session()
+    EpochKey.objects.create(epoch=1, wrapped_key=b"\x00" * 40)
+    output = run("purge")
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert f"{entry['task']}: " in output
+    assert "messenger.purge_expired_sessions: 1" in output
+    assert AnonymousSession.objects.count() == 1
+    assert not EpochKey.objects.filter(epoch=1).exists()
+    # Idempotent.
+    assert "messenger.purge_expired_sessions: 0" in run("purge")
+
+
+def test_show_config_prints_the_policy_and_hides_every_secret(settings, monkeypatch) -> None:
+    master = secrets.token_urlsafe(32)
+    settings.MASTER_KEY = master
+    monkeypatch.setenv("MASTER_KEY", master)
+    monkeypatch.setenv("SECRET_KEY", settings.SECRET_KEY)
+    monkeypatch.setenv("S3_SECRET_ACCESS_KEY", "s3-secret-value")
+    monkeypatch.setenv("DATABASE_URL", "postgres://courier:db-password@db:5432/courier")
+    monkeypatch.setenv("REDIS_URL", "redis://:redis-password@redis:6379/0")
+    settings.REDIS_URL = "redis://:redis-password@redis:6379/0"
+    from messenger.env import READ_VARIABLES
+
+    READ_VARIABLES.update({"S3_SECRET_ACCESS_KEY"})
+    output = run("show_config")
+    for secret in (master, settings.SECRET_KEY, "s3-secret-value", "db-password", "redis-password"):
+        assert secret not in output
+    shown = json.loads(output)
+    assert shown["policy"]["envelopes"]["bucket_sizes"] == settings.ENVELOPE_BUCKETS
+    assert shown["environment"]["MASTER_KEY"] == "[hidden]"
+    assert shown["environment"]["DATABASE_URL"] == "postgres://courier:[hidden]@db:5432/courier"
+    assert shown["configuration"]["redis"] == "redis://:[hidden]@redis:6379/0"
+    assert shown["configuration"]["master_key"]["set"] is True
+    assert len(shown["configuration"]["master_key"]["id"]) == 12
+
+
+def test_metrics_are_off_by_default(client: Client) -> None:
+    response = client.get("/metrics")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_metrics_serve_prometheus_gauges_of_the_aggregate_numbers(settings) -> None:
+    settings.METRICS_ENABLED = True
+    settings.SECURE_SSL_REDIRECT = True  # scraped over plain HTTP on the internal network
+    token, _ = mint_session()
+    response = Client().get("/metrics")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = response.content.decode()
+    assert "# TYPE courier_sessions_live gauge\ncourier_sessions_live 1\n" in text
+    assert token not in text
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            name, value = line.split(" ")
+            assert name.startswith("courier_") and "{" not in name  # no labels at all
+            int(value)

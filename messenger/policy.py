@@ -38,6 +38,11 @@ def current_policy() -> dict[str, Any]:
             "max_ttl_seconds": settings.BLOB_MAX_TTL_SECONDS,
             "max_downloads": settings.BLOB_MAX_DOWNLOADS,
             "session_quota_bytes": settings.BLOB_SESSION_QUOTA_BYTES,
+            "default_ttl_seconds": min(
+                settings.BLOB_DEFAULT_TTL_SECONDS, settings.BLOB_MAX_TTL_SECONDS
+            ),
+            "upload_window_seconds": settings.BLOB_UPLOAD_WINDOW_SECONDS,
+            "download_window_seconds": settings.BLOB_DOWNLOAD_WINDOW_SECONDS,
         },
         "at_rest": {"epoch_seconds": settings.EPOCH_SECONDS},
     }

@@ -162,3 +162,11 @@ def test_the_uploader_can_withdraw_a_blob_with_its_files(auth_client: Client, sm
     assert Blob.objects.count() == 0 and BlobChunk.objects.count() == 0
     assert stored_files(small_blobs) == []
     assert get_chunk(auth_client, blob.id, 0, blob.download).status_code == 404
+
+
+def test_the_policy_lists_what_blob_clients_need(client: Client, settings) -> None:
+    blobs = client.get("/api/v1/policy").json()["blobs"]
+    assert blobs["chunk_sizes"] == [CHUNK, 4 * CHUNK]
+    assert blobs["upload_window_seconds"] == settings.BLOB_UPLOAD_WINDOW_SECONDS
+    assert blobs["download_window_seconds"] == settings.BLOB_DOWNLOAD_WINDOW_SECONDS
+    assert blobs["default_ttl_seconds"] <= blobs["max_ttl_seconds"]

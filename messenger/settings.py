@@ -159,6 +159,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "files.purge_blobs",
         "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
     },
+    "purge-expired-relay": {
+        "task": "relay.purge_expired",
+        "schedule": timedelta(seconds=PURGE_INTERVAL_SECONDS),
+    },
 }
 
 # --- Anonymous sessions -----------------------------------------------------------------
@@ -178,6 +182,17 @@ ENVELOPE_MAX_TTL_SECONDS = env_int("ENVELOPE_MAX_TTL_SECONDS", 7 * 24 * 3600)
 MAILBOX_MAX_TTL_SECONDS = env_int("MAILBOX_MAX_TTL_SECONDS", 90 * 24 * 3600)
 MAILBOX_QUOTA_ENVELOPES = env_int("MAILBOX_QUOTA_ENVELOPES", 1000)
 MAILBOX_QUOTA_BYTES = env_int("MAILBOX_QUOTA_BYTES", 32 * 1024 * 1024)
+# The relay socket (docs/api/relay.md): seconds to send the auth frame, seconds without
+# a client frame before the socket is closed, subscriptions per socket, envelopes pushed
+# and not yet acknowledged per socket (flow control), frames per second with a burst,
+# and how often a socket re-reads its mailboxes to heal lost doorbells (0: never).
+RELAY_WS_AUTH_TIMEOUT_SECONDS = env_int("RELAY_WS_AUTH_TIMEOUT_SECONDS", 10)
+RELAY_WS_IDLE_TIMEOUT_SECONDS = env_int("RELAY_WS_IDLE_TIMEOUT_SECONDS", 300)
+RELAY_WS_MAX_SUBSCRIPTIONS = env_int("RELAY_WS_MAX_SUBSCRIPTIONS", 256)
+RELAY_WS_MAX_INFLIGHT = env_int("RELAY_WS_MAX_INFLIGHT", 100)
+RELAY_WS_RATE_PER_SECOND = env_int("RELAY_WS_RATE_PER_SECOND", 100)
+RELAY_WS_RATE_BURST = env_int("RELAY_WS_RATE_BURST", 300)
+RELAY_WS_RESYNC_SECONDS = env_int("RELAY_WS_RESYNC_SECONDS", 30)
 
 # --- Prekey directory policy --------------------------------------------------------------
 PREKEY_RETENTION_SECONDS = env_int("PREKEY_RETENTION_SECONDS", 30 * 24 * 3600)

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from relay.consumers import RelayConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/v1/relay", RelayConsumer.as_asgi()),
+]

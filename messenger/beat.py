@@ -41,23 +41,23 @@ _REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('exp
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"  # noqa: E501
 
 
-def deployment_id() -> str:
+def deployment_id(db: dict[str, Any] | None = None) -> str:
     """What identifies one deployment: its database (host, port, name)."""
-    db = settings.DATABASES["default"]
+    db = db or settings.DATABASES["default"]
     where = f"{db.get('ENGINE')}|{db.get('HOST', '')}|{db.get('PORT', '')}|{db.get('NAME')}"
     return hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
-def _prefix() -> str:
-    return f"courier:beat:{deployment_id()}"
+def _prefix(deployment: str | None = None) -> str:
+    return f"courier:beat:{deployment or deployment_id()}"
 
 
-def leader_key() -> str:
-    return f"{_prefix()}:leader"
+def leader_key(deployment: str | None = None) -> str:
+    return f"{_prefix(deployment)}:leader"
 
 
-def alive_key(beat_id: str) -> str:
-    return f"{_prefix()}:alive:{beat_id}"
+def alive_key(beat_id: str, deployment: str | None = None) -> str:
+    return f"{_prefix(deployment)}:alive:{beat_id}"
 
 
 def redis_client() -> redis.Redis:

@@ -11,8 +11,11 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
+from files.models import Blob, BlobChunk
+from keys.models import OneTimePrekey, PrekeyBundle, PrekeyKind
 from messenger.atrest import DESTROY_GRACE_SECONDS
 from messenger.models import AnonymousSession, EpochKey
+from relay.models import Envelope, Mailbox
 
 # name -> (help text). The order is the order of the output.
 DESCRIPTIONS: dict[str, str] = {
@@ -21,6 +24,21 @@ DESCRIPTIONS: dict[str, str] = {
     "epoch_keys": "At-rest epoch keys that exist (each one can still decrypt data).",
     "epoch_keys_retired": "Epoch keys retired by a rotation (still decrypt, no new data).",
     "epoch_keys_overdue": "Epoch keys whose epoch has ended but that were not destroyed yet.",
+    "mailboxes": "Live mailboxes.",
+    "mailboxes_expired": "Expired mailboxes not yet purged.",
+    "envelopes_queued": "Live envelopes waiting to be acknowledged, over all mailboxes.",
+    "envelope_bytes": "Bytes of queued envelopes (bucket sizes, before at-rest overhead).",
+    "envelopes_expired": "Expired envelopes not yet purged.",
+    "prekey_bundles": "Live prekey bundles (published handles).",
+    "prekey_bundles_expired": "Expired prekey bundles not yet purged.",
+    "one_time_prekeys_x25519": "X25519 one-time prekeys in stock, over all live bundles.",
+    "one_time_prekeys_mlkem768": "ML-KEM-768 one-time prekeys in stock, over all live bundles.",
+    "prekey_bundles_out_of_stock": "Live bundles with no X25519 one-time prekey left.",
+    "blobs": "Live blobs (uploading or downloadable).",
+    "blobs_complete": "Live blobs whose every chunk is uploaded.",
+    "blobs_purgeable": "Blobs expired, abandoned or exhausted, not yet purged.",
+    "blob_chunks": "Stored blob chunks.",
+    "blob_bytes": "Bytes of stored blob chunks (before at-rest overhead).",
 }
 
 
@@ -38,6 +56,33 @@ def collect() -> dict[str, int]:
         "epoch_keys": EpochKey.objects.count(),
         "epoch_keys_retired": EpochKey.objects.filter(retired=True).count(),
         "epoch_keys_overdue": EpochKey.objects.filter(epoch__lt=cutoff).count(),
+    }
+    queued = Envelope.objects.live()
+    numbers |= {
+        "mailboxes": Mailbox.objects.live().count(),
+        "mailboxes_expired": Mailbox.objects.expired().count(),
+        "envelopes_queued": queued.count(),
+        "envelope_bytes": _sum(queued, "size"),
+        "envelopes_expired": Envelope.objects.expired().count(),
+    }
+    live_bundles = PrekeyBundle.objects.live()
+    stock = OneTimePrekey.objects.filter(bundle__in=live_bundles)
+    numbers |= {
+        "prekey_bundles": live_bundles.count(),
+        "prekey_bundles_expired": PrekeyBundle.objects.expired().count(),
+        "one_time_prekeys_x25519": stock.filter(kind=PrekeyKind.X25519).count(),
+        "one_time_prekeys_mlkem768": stock.filter(kind=PrekeyKind.ML_KEM_768).count(),
+        "prekey_bundles_out_of_stock": live_bundles.exclude(
+            one_time_prekeys__kind=PrekeyKind.X25519
+        ).count(),
+    }
+    live_blobs = Blob.objects.live()
+    numbers |= {
+        "blobs": live_blobs.count(),
+        "blobs_complete": live_blobs.filter(complete=True).count(),
+        "blobs_purgeable": Blob.objects.purgeable().count(),
+        "blob_chunks": BlobChunk.objects.count(),
+        "blob_bytes": _sum(BlobChunk.objects, "blob__chunk_size"),
     }
     return {name: numbers[name] for name in DESCRIPTIONS}
 

@@ -116,3 +116,93 @@ def test_metrics_serve_prometheus_gauges_of_the_aggregate_numbers(settings) -> N
             name, value = line.split(" ")
             assert name.startswith("courier_") and "{" not in name  # no labels at all
             int(value)
+
+
+def test_stats_counts_prekey_stock_and_blobs_in_aggregate() -> None:
+    from files.models import Blob, BlobChunk
+    from keys.models import OneTimePrekey, PrekeyBundle, PrekeyKind
+
+    now = timezone.now()
+
+    def bundle(handle: str, expires_in: timedelta) -> PrekeyBundle:
+        return PrekeyBundle.objects.create(
+            handle=handle,
+            identity_key=b"i" * 32,
+            identity_dh_key=b"d" * 32,
+            identity_dh_signature=b"s" * 64,
+            signed_prekey_id=1,
+            signed_prekey=b"p" * 32,
+            signed_prekey_signature=b"s" * 64,
+            signed_prekey_since=now,
+            pq_last_resort_id=1,
+            pq_last_resort_key=b"k" * 1184,
+            pq_last_resort_signature=b"s" * 64,
+            expires_at=now + expires_in,
+        )
+
+    stocked = bundle("A" * 22, timedelta(days=1))
+    bundle("B" * 22, timedelta(days=1))  # out of one-time prekeys
+    gone = bundle("C" * 22, -timedelta(minutes=1))
+    for key_id in range(3):
+        OneTimePrekey.objects.create(
+            bundle=stocked, kind=PrekeyKind.X25519, key_id=key_id, key=b"x" * 32
+        )
+    OneTimePrekey.objects.create(
+        bundle=stocked, kind=PrekeyKind.ML_KEM_768, key_id=9, key=b"m" * 1184
+    )
+    OneTimePrekey.objects.create(bundle=gone, kind=PrekeyKind.X25519, key_id=1, key=b"x" * 32)
+
+    def blob(blob_id: str, chunks: int, *, complete: bool, expires_in: timedelta) -> None:
+        Blob.objects.create(
+            id=blob_id,
+            upload_capability_hash=b"u" * 32,
+            download_capability_hash=b"d" * 32,
+            quota_key=b"q" * 32,
+            chunk_size=65536,
+            chunk_count=2,
+            max_downloads=1,
+            complete=complete,
+            expires_at=now + expires_in,
+            upload_deadline=now + timedelta(hours=1),
+        )
+        for index in range(chunks):
+            BlobChunk.objects.create(
+                blob_id=blob_id, index=index, storage_name=f"{blob_id}/{index}"
+            )
+
+    blob("D" * 22, 2, complete=True, expires_in=timedelta(hours=1))
+    blob("E" * 22, 1, complete=False, expires_in=timedelta(hours=1))
+    blob("F" * 22, 2, complete=True, expires_in=-timedelta(minutes=1))
+
+    numbers = json.loads(run("stats", "--json"))
+    assert numbers["prekey_bundles"] == 2
+    assert numbers["prekey_bundles_expired"] == 1
+    assert numbers["one_time_prekeys_x25519"] == 3
+    assert numbers["one_time_prekeys_mlkem768"] == 1
+    assert numbers["prekey_bundles_out_of_stock"] == 1
+    assert numbers["blobs"] == 2
+    assert numbers["blobs_complete"] == 1
+    assert numbers["blobs_purgeable"] == 1
+    assert numbers["blob_chunks"] == 5
+    assert numbers["blob_bytes"] == 5 * 65536
+
+
+def test_stats_counts_mailboxes_and_queued_envelopes_in_aggregate() -> None:
+    from relay.models import Envelope, Mailbox
+
+    now = timezone.now()
+    live = Mailbox.objects.create(owner_key=b"o" * 32, expires_at=now + timedelta(days=1))
+    Mailbox.objects.create(owner_key=b"o" * 32, expires_at=now - timedelta(minutes=1))
+    for size, expires_in in ((1024, 60), (4096, 60), (1024, -60)):
+        Envelope.objects.create(
+            mailbox=live,
+            sealed=b"sealed",
+            size=size,
+            expires_at=now + timedelta(minutes=expires_in),
+        )
+    numbers = json.loads(run("stats", "--json"))
+    assert numbers["mailboxes"] == 1
+    assert numbers["mailboxes_expired"] == 1
+    assert numbers["envelopes_queued"] == 2
+    assert numbers["envelope_bytes"] == 5120
+    assert numbers["envelopes_expired"] == 1

@@ -16,7 +16,7 @@ from files import services
 from files.errors import CapabilityRequired
 from messenger.api import session_auth
 from messenger.codec import b64u_decode
-from messenger.ratelimits import limit_by_session, limit_by_value
+from messenger.ratelimits import limit_by_value
 from messenger.views import ErrorOut
 
 router = Router(tags=["blobs"])
@@ -82,8 +82,9 @@ def _content_length(request: HttpRequest) -> int | None:
     auth=session_auth,
 )
 def create_blob(request: HttpRequest, body: BlobIn) -> Status:
-    """Declare a blob; the answer holds the only copies of its two capabilities."""
-    limit_by_session(request, "blobs")
+    """Declare a blob; the answer holds the only copies of its two capabilities.
+
+    Rate: the session's overall rate (messenger.api.SessionAuth) plus the byte quota."""
     created = services.create_blob(
         request.auth,  # type: ignore[arg-type]
         chunk_size=body.chunk_size,

@@ -170,3 +170,10 @@ def test_the_policy_lists_what_blob_clients_need(client: Client, settings) -> No
     assert blobs["upload_window_seconds"] == settings.BLOB_UPLOAD_WINDOW_SECONDS
     assert blobs["download_window_seconds"] == settings.BLOB_DOWNLOAD_WINDOW_SECONDS
     assert blobs["default_ttl_seconds"] <= blobs["max_ttl_seconds"]
+
+
+def test_the_openapi_schema_lists_the_blob_endpoints(client: Client) -> None:
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert set(paths["/api/v1/blobs/{blob_id}/chunks/{index}"]) == {"put", "get"}
+    assert set(paths["/api/v1/blobs/{blob_id}"]) == {"get", "delete"}
+    assert "post" in paths["/api/v1/blobs"]

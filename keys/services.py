@@ -366,10 +366,18 @@ def count_prekeys(handle: str, authorize: Authorize) -> PrekeyCounts:
 def delete_bundle(handle: str, authorize: Authorize) -> None:
     """Delete the bundle and every prekey under `handle` (e.g. after moving to a new one)."""
     bundle = _owned_bundle(handle, authorize)
-    # Only the row that was authorized: a concurrent republish under a new identity
-    # (possible only after expiry) is not deleted by the old key.
-    owned = PrekeyBundle.objects.filter(identity_key=bytes(bundle.identity_key))
-    owned.filter(handle=bundle.handle).delete()
+    with transaction.atomic():
+        # Lock the bundle row before its prekeys go, in the same order as claims and
+        # publishes: deleting the prekeys first could deadlock against a claim that holds
+        # the bundle and waits for a prekey. Only the row that was authorized is deleted:
+        # a republish under a new identity (possible only after expiry) is left alone.
+        owned = (
+            PrekeyBundle.objects.select_for_update()
+            .filter(handle=bundle.handle, identity_key=bytes(bundle.identity_key))
+            .first()
+        )
+        if owned is not None:
+            owned.delete()
 
 
 def _owned_bundle(handle: str, authorize: Authorize) -> PrekeyBundle:

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from courier.crypto.identity import Identity
 from keys import services
-from keys.errors import IdentityMismatch, PublishConflict
+from keys.errors import IdentityMismatch, PublishConflict, UnknownHandle
 from keys.models import OneTimePrekey, PrekeyBundle
 from keys.schemas import BundleIn
 from keys.tasks import purge_stale_bundles
@@ -87,6 +87,59 @@ def test_concurrent_first_publishes_bind_the_handle_to_one_identity() -> None:
     assert sorted(OneTimePrekey.objects.values_list("key_id", flat=True)) == sorted(
         [winners[0].one_time_prekeys[0].id, winners[0].pq_one_time_prekeys[0].id]
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_top_ups_during_concurrent_claims_lose_and_repeat_nothing() -> None:
+    assert connection.vendor == "postgresql"
+    identity = Identity.generate()
+    handle = new_handle()
+    publish(identity, handle, 10, 10)
+    top_ups = [
+        BundleIn(
+            **make_bundle(identity, range(first, first + 5), range(first + 1000, first + 1005))
+        ).to_service()
+        for first in (11, 16, 21, 26)
+    ]
+
+    def work(index: int):
+        if index < len(top_ups):
+            return services.publish_bundle(handle, top_ups[index], unsigned)
+        return services.claim_bundle(handle)
+
+    results, errors = run_in_threads(44, work, indexed=True)
+    assert errors == []
+    claims = [r for r in results if isinstance(r, services.ClaimedBundle)]
+    handed = [c.one_time_prekey.id for c in claims if c.one_time_prekey]
+    handed_pq = [c.pq_one_time_prekey.id for c in claims if c.pq_one_time_prekey]
+    assert len(handed) == len(set(handed)) and len(handed_pq) == len(set(handed_pq))
+    left = list(OneTimePrekey.objects.filter(kind=1).values_list("key_id", flat=True))
+    left_pq = list(OneTimePrekey.objects.filter(kind=2).values_list("key_id", flat=True))
+    assert sorted(handed + left) == list(range(1, 31))
+    assert sorted(handed_pq + left_pq) == list(range(1001, 1031))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_during_concurrent_claims_hands_out_nothing_twice() -> None:
+    assert connection.vendor == "postgresql"
+    identity = Identity.generate()
+    handle = new_handle()
+    publish(identity, handle, 20, 20)
+
+    def work(index: int):
+        if index == 15:
+            return services.delete_bundle(handle, unsigned)
+        return services.claim_bundle(handle)
+
+    results, errors = run_in_threads(30, work, indexed=True)
+    assert all(isinstance(error, UnknownHandle) for error in errors), errors
+    claims = [r for r in results if isinstance(r, services.ClaimedBundle)]
+    handed = [c.one_time_prekey.id for c in claims if c.one_time_prekey]
+    assert len(handed) == len(set(handed))
+    assert PrekeyBundle.objects.count() == 0
+    assert OneTimePrekey.objects.count() == 0
 
 
 def run_in_threads(count: int, work, *, indexed: bool = False) -> tuple[list, list]:

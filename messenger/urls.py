@@ -8,6 +8,10 @@ urlpatterns = [
     path("healthz", pages.healthz, name="healthz"),
     path("metrics", metrics.prometheus, name="metrics"),
     path("", pages.landing, name="landing"),
+    path("security", pages.security, name="security"),
+    path("policy", pages.policy_page, name="policy"),
+    path("app", pages.app, name="app"),
+    path("c", pages.app, name="contact-link"),
 ]
 
 handler400 = "messenger.errors.bad_request"

@@ -398,7 +398,9 @@ async function deliverOutbox(c) {
   try {
     while (c.outbox && c.outbox.length) {
       const item = c.outbox[0];
-      await api.sendEnvelope(await sendToken(c), item.target, item.envelope);
+      // A disappearing message must not outlive its timer on the server either.
+      const max = app.policy?.envelopes?.max_ttl_seconds ?? 604800;
+      await api.sendEnvelope(await sendToken(c), item.target, item.envelope, c.timer > 0 ? Math.min(max, c.timer) : max);
       c.outbox.shift();
       const m = (app.messages.get(c.id) ?? []).find((x) => x.id === item.id);
       if (m && m.state === "sending") { m.state = "sent"; await saveMessages(c.id); rerender(c.id); }
@@ -428,7 +430,7 @@ function addMessage(c, m) {
   if (c.timer > 0 && m.dir !== "system") m.expiresAt = Date.now() + c.timer * 1000;
   list.push(m);
   if (m.dir !== "system") {
-    c.lastText = m.type === "file" ? `📎 ${m.name}` : m.body;
+    c.lastText = m.type === "file" ? `File: ${m.name}` : m.body;
     c.lastAt = m.sent_at;
   }
 }
@@ -677,7 +679,7 @@ function tick() {
       rerender(id);
     }
   }
-  for (const node of $$(".countdown")) node.textContent = `⏱ ${formatCountdown((Number(node.dataset.expires) - now) / 1000)}`;
+  for (const node of $$(".countdown")) node.textContent = `disappears in ${formatCountdown((Number(node.dataset.expires) - now) / 1000)}`;
 }
 
 // --- Rendering --------------------------------------------------------------------------
@@ -726,14 +728,14 @@ function renderMessage(c, m) {
   if (m.dir === "system") return el("li", { class: "message", "data-direction": "system", text: m.body });
   const meta = el("span", { class: "meta" }, formatTime(m.sent_at));
   if (m.dir === "out") meta.append(` · ${m.state ?? "sent"}`);
-  if (m.expiresAt) meta.append(" ", el("span", { class: "countdown", "data-expires": String(m.expiresAt), text: `⏱ ${formatCountdown((m.expiresAt - Date.now()) / 1000)}` }));
+  if (m.expiresAt) meta.append(" ", el("span", { class: "countdown", "data-expires": String(m.expiresAt), text: `disappears in ${formatCountdown((m.expiresAt - Date.now()) / 1000)}` }));
   const li = el("li", { class: "message", "data-testid": "message", "data-direction": m.dir, "data-id": m.id, "data-state": m.state ?? "" });
   if (m.type === "file") {
     const url = app.fileUrls.get(m.id);
     if (url && PREVIEWABLE.test(m.mime_type)) li.append(el("img", { src: url, alt: `Image: ${m.name}` }));
     const button = el("button", { type: "button", "data-testid": "file-download", text: "Download" });
     button.addEventListener("click", () => busy(button, () => downloadFile(c, m, true)));
-    li.append(el("span", { class: "file" }, el("span", { text: `📎 ${m.name} (${formatSize(m.size)})` }), button));
+    li.append(el("span", { class: "file" }, el("span", { text: `${m.name} (${formatSize(m.size)})` }), button));
   } else {
     li.append(el("span", { class: "body", text: m.body }));
   }

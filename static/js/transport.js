@@ -110,8 +110,8 @@ export const createMailbox = (token, ownerPublicKey, ttlSeconds) =>
   call("POST", "/api/v1/mailboxes", { token, body: { owner_key: b64uEncode(ownerPublicKey), ttl_seconds: ttlSeconds } });
 
 // Sending needs only the mailbox's send id and a session: nothing says who sends.
-export const sendEnvelope = (token, sendId, envelope) =>
-  call("POST", `/api/v1/mailboxes/${sendId}/envelopes`, { token, body: envelope });
+export const sendEnvelope = (token, sendId, envelope, ttl = null) =>
+  call("POST", `/api/v1/mailboxes/${sendId}/envelopes${ttl ? `?ttl=${ttl}` : ""}`, { token, body: envelope });
 
 // The relay socket: authenticate in the first frame, subscribe each mailbox with its owner
 // key's signature over the socket's challenge, receive pushed envelopes, acknowledge them

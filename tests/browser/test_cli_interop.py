@@ -1,0 +1,113 @@
+"""The browser and the Python command-line client (courier/cli.py) talk to each other through
+the real server, in both directions and whichever of them starts the conversation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .flows import (
+    TIMEOUT,
+    add_contact,
+    create_identity,
+    invite_link,
+    open_first_contact,
+    send_text,
+    wait_for_message,
+)
+from .shots import screenshot
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI_PASSPHRASE = "cli passphrase for tests"
+
+
+class Cli:
+    def __init__(self, home: Path, server: str) -> None:
+        self.home, self.server = home, server
+
+    def run(self, *args: str) -> str:
+        env = {**os.environ, "COURIER_PASSPHRASE": CLI_PASSPHRASE}
+        done = subprocess.run(
+            [sys.executable, "-m", "courier.cli", "--home", str(self.home), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def texts_until(self, wanted: str, timeout: float = 20) -> list[str]:
+        """Receive until a message with the wanted text arrives; return every text seen."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.run("receive", "--json").splitlines():
+                event = json.loads(line)
+                if event["event"] == "message":
+                    seen.append(event["message"]["body"])
+            if wanted in seen:
+                return seen
+            time.sleep(0.5)
+        raise AssertionError(f"{wanted!r} never arrived; saw {seen}")
+
+
+@pytest.fixture
+def cli(courier_server: str, tmp_path: Path) -> Cli:
+    client = Cli(tmp_path / "cli-home", courier_server)
+    client.run("init", "--server", courier_server)
+    return client
+
+
+def test_the_browser_starts_a_conversation_with_the_command_line_client(
+    courier_server: str, new_context: Any, cli: Cli
+) -> None:
+    page = new_context().new_page()
+    create_identity(page, courier_server)
+    link = cli.run("link", "--no-qr").strip()
+    add_contact(page, link, "Terminal")
+    send_text(page, "Hello from the browser")
+    assert "Hello from the browser" in cli.texts_until("Hello from the browser")
+    contact = json.loads(cli.run("contacts", "--json"))[0]["name"]
+    cli.run("send", contact, "Hello from the terminal")
+    wait_for_message(page, "Hello from the terminal", "in")
+    send_text(page, "Second browser message")
+    assert "Second browser message" in cli.texts_until("Second browser message")
+    screenshot(page, "browser-and-cli")
+
+
+def test_the_command_line_client_starts_a_conversation_with_the_browser(
+    courier_server: str, new_context: Any, cli: Cli
+) -> None:
+    page = new_context().new_page()
+    create_identity(page, courier_server)
+    link = invite_link(page)
+    cli.run("add", link, "web")
+    cli.run("send", "web", "Hi browser, the terminal here")
+    page.click("a[data-route=chats]")
+    page.get_by_test_id("contact-item").first.wait_for(timeout=TIMEOUT)
+    open_first_contact(page)
+    wait_for_message(page, "Hi browser, the terminal here", "in")
+    send_text(page, "Hi terminal, got it")
+    assert "Hi terminal, got it" in cli.texts_until("Hi terminal, got it")
+    # Both compute the same safety number.
+    page.click("#conv-details")
+    page.wait_for_function(
+        "() => (document.querySelector('[data-testid=safety-number]').dataset.digits || '')"
+        ".length === 60",
+        timeout=TIMEOUT,
+    )
+    digits = page.get_by_test_id("safety-number").get_attribute("data-digits")
+    assert digits and digits in cli.run("safety", "web", "--no-qr").replace(" ", "").replace(
+        "\n", ""
+    )

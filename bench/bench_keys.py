@@ -11,6 +11,7 @@ the project's settings plus one bare view), publishes `--handles` bundles of 200
 one-time prekeys through the API, then runs, at a fixed concurrency and one after the
 other in the same server:
 
+  floor    GET /bench/no-database/<handle>: a Django view that answers without the database
   bare     GET /bench/indexed-read/<handle>: one primary-key read, no session, no limits
   claim    GET /api/v1/keys/<handle>: session check, rate limits, bundle row lock, two
            one-time prekeys deleted (one X25519, one ML-KEM-768), 1.7 KB JSON answer
@@ -269,6 +270,8 @@ def measure(base: str, pid: int, args: argparse.Namespace) -> dict[str, dict[str
     run_phase(base, pid, args.concurrency, warm, handle_path("/bench/indexed-read/"),
               no_headers, ok)  # fmt: skip
     results = {
+        "floor": run_phase(base, pid, args.concurrency, args.requests,
+                           handle_path("/bench/no-database/"), no_headers, ok),
         "bare": run_phase(base, pid, args.concurrency, args.requests,
                           handle_path("/bench/indexed-read/"), no_headers, ok),
         "claim": run_phase(base, pid, args.concurrency, args.requests,
@@ -294,6 +297,7 @@ def report(results: dict[str, dict[str, float]], args: argparse.Namespace) -> No
     print("| endpoint | req/s | p50 ms | p99 ms | server CPU per request |")
     print("|---|---|---|---|---|")
     names = {
+        "floor": "bare view, no database",
         "bare": "bare view, one indexed read",
         "claim": "claim (hands out 2 one-time prekeys)",
         "drained": "claim, stock exhausted (last resort)",

@@ -18,4 +18,13 @@ def indexed_read(request: HttpRequest, handle: str) -> JsonResponse:
     return JsonResponse({"found": expires_at is not None})
 
 
-urlpatterns = [path("bench/indexed-read/<str:handle>", indexed_read), *project_urlpatterns]
+def no_database(request: HttpRequest, handle: str) -> JsonResponse:
+    """The same answer without touching the database: the daphne + Django floor."""
+    return JsonResponse({"found": True})
+
+
+urlpatterns = [
+    path("bench/indexed-read/<str:handle>", indexed_read),
+    path("bench/no-database/<str:handle>", no_database),
+    *project_urlpatterns,
+]

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PublicKey
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from keys.errors import (
@@ -315,20 +315,24 @@ def claim_bundle(handle: str, *, hand_out_one_time: bool = True) -> ClaimedBundl
         bundle = PrekeyBundle.objects.live().select_for_update().filter(handle=handle).first()
         if bundle is None:
             raise UnknownHandle()
-        one_time = _take_one_time_prekey(bundle, PrekeyKind.X25519)
-        pq_one_time = _take_one_time_prekey(bundle, PrekeyKind.ML_KEM_768)
-    return _claimed(bundle, one_time, pq_one_time)
+        taken = _take_one_time_prekeys(bundle)
+    return _claimed(bundle, taken.get(PrekeyKind.X25519), taken.get(PrekeyKind.ML_KEM_768))
 
 
-def _take_one_time_prekey(bundle: PrekeyBundle, kind: PrekeyKind) -> OneTimePrekey | None:
-    """Delete and return the lowest-id one-time prekey of `kind`, or None.
+def _take_one_time_prekeys(bundle: PrekeyBundle) -> dict[int, OneTimePrekey]:
+    """Delete and return the lowest-id one-time prekey of each kind still stored.
 
-    Call inside a transaction holding the bundle's row lock.
+    Call inside a transaction holding the bundle's row lock. Two statements for both
+    kinds (one read, one delete): a claim is a handful of round trips in all.
     """
-    prekey = OneTimePrekey.objects.filter(bundle=bundle, kind=kind).order_by("key_id").first()
-    if prekey is not None:
-        OneTimePrekey.objects.filter(pk=prekey.pk).delete()
-    return prekey
+    x25519, ml_kem = (
+        OneTimePrekey.objects.filter(bundle=bundle, kind=kind).order_by("key_id").values("pk")[:1]
+        for kind in (PrekeyKind.X25519, PrekeyKind.ML_KEM_768)
+    )
+    prekeys = list(OneTimePrekey.objects.filter(Q(pk__in=x25519) | Q(pk__in=ml_kem)))
+    if prekeys:
+        OneTimePrekey.objects.filter(pk__in=[prekey.pk for prekey in prekeys]).delete()
+    return {prekey.kind: prekey for prekey in prekeys}
 
 
 def _claimed(

@@ -64,16 +64,19 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
 
 
-def alive_beats(client: redis.Redis | None = None) -> list[str]:
+def alive_beats(client: redis.Redis | None = None, deployment: str | None = None) -> list[str]:
     """The ids of the beat processes of this deployment whose heartbeat is fresh."""
     client = client or redis_client()
-    start = len(alive_key(""))
-    return sorted(key.decode()[start:] for key in client.scan_iter(match=alive_key("*"), count=100))
+    start = len(alive_key("", deployment))
+    pattern = alive_key("*", deployment)
+    return sorted(key.decode()[start:] for key in client.scan_iter(match=pattern, count=100))
 
 
-def current_leader(client: redis.Redis | None = None) -> str | None:
+def current_leader(
+    client: redis.Redis | None = None, deployment: str | None = None
+) -> str | None:
     client = client or redis_client()
-    value = client.get(leader_key())
+    value = client.get(leader_key(deployment))
     return value.decode() if value else None
 
 

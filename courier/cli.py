@@ -62,10 +62,15 @@ class ProgressBar:
         self.enabled = force or out.isatty()
         self.started = time.monotonic()
         self.last = -1
+        self.done = 0
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
             return
+        if done < self.done:
+            # A new transfer with the same bar (listen downloads one file after another).
+            self.started, self.last = time.monotonic(), -1
+        self.done = done
         percent = 100 if total == 0 else done * 100 // total
         if percent == self.last and done != total:
             return
@@ -351,11 +356,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=_default_home(),
         help="directory of the encrypted state (default: $COURIER_HOME or ~/.courier)",
     )
+    # The global options are accepted after the command too (`courier init --server URL`);
+    # SUPPRESS keeps a subcommand from resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    common.add_argument("--home", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def command(name: str, help_text: str, handler: Callable[..., int]) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.set_defaults(handler=handler)
         return p
 

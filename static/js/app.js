@@ -78,7 +78,8 @@ function route() {
 async function boot() {
   watchCsp();
   if (location.pathname === "/c") {
-    app.pendingLink = location.href;
+    // Opened from a contact link: keep it (in its canonical https form) for "Add contact".
+    app.pendingLink = `https://${location.host}/c${location.hash}`;
     history.replaceState(null, "", "/app#/add");
   }
   const appEl = $("#app");
@@ -104,6 +105,7 @@ async function boot() {
   $("#remove-contact").addEventListener("click", removeContact);
   $("#settings-form").addEventListener("submit", (e) => { e.preventDefault(); saveSettings(); });
   window.addEventListener("hashchange", route);
+  window.addEventListener("online", () => { if (app.vault) flushOutboxes(); });
   for (const ev of ["pointerdown", "keydown"]) document.addEventListener(ev, armAutoLock, { passive: true });
   setInterval(tick, 1000);
 }
@@ -664,6 +666,8 @@ async function handleMessage(c, m) {
 function tick() {
   if (!app.vault) return;
   const now = Date.now();
+  // Envelopes that could not leave (offline, server down) are retried every few seconds.
+  if (now - (app.lastFlush ?? 0) > 5000) { app.lastFlush = now; flushOutboxes(); }
   for (const [id, list] of app.messages) {
     const keep = list.filter((m) => !m.expiresAt || m.expiresAt > now);
     if (keep.length !== list.length) {

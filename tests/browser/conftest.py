@@ -1,27 +1,18 @@
 """Browser tests: the machine's Chromium (never a downloaded one) against the real server.
 
-One daphne process per test session, on a free loopback port with its own data folder, started
-with the same command line as production (messenger/processes.py). Every page a test opens
-records console errors and CSP violations; the `browser_page` fixture asserts there were none.
+One daphne process per test session (tests/support/servers.py: a free loopback port, its own
+data folder, the production command line of messenger/processes.py). Every page a test opens
+records console errors and CSP violations; the `problems` fixture asserts there were none.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from messenger.processes import web_command
+from tests.support.servers import ServerStack
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -34,42 +25,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def courier_server() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="courier-browser-") as data:
-        env = {**os.environ, "MESSENGER_DATA_DIR": data}
-        env.pop("DATABASE_URL", None)
-        env.pop("REDIS_URL", None)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True
-        )
-        port = _free_port()
-        proc = subprocess.Popen(web_command("127.0.0.1", port), cwd=ROOT, env=env)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the server did not start")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+def courier_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """daphne with its own data folder and SQLite database (browser tests run in pass 1)."""
+    with ServerStack(tmp_path_factory.mktemp("courier-browser"), database="sqlite") as stack:
+        yield stack.url()
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +40,19 @@ def browser() -> Iterator[object]:
         instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+# Every page reports CSP violations on its console, including pages without our scripts.
+# (An init script runs through DevTools, outside the page's CSP.)
+CSP_WATCH = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));"""
+
+
+def watched_context(browser: object, problems: PageProblems, **options: object) -> object:
+    context = browser.new_context(**options)  # type: ignore[attr-defined]
+    context.add_init_script(CSP_WATCH)
+    context.on("page", problems.watch)
+    return context
 
 
 class PageProblems:
@@ -98,8 +71,6 @@ class PageProblems:
             ),
         )
         page.on("pageerror", lambda exc: self.items.append(f"page error: {exc}"))  # type: ignore[attr-defined]
-        # securitypolicyviolation events are reported through a console message by our own
-        # UI module (static/js/ui.js) and by Chromium itself; both end up above.
 
 
 @pytest.fixture
@@ -115,8 +86,9 @@ def new_context(browser: object, problems: PageProblems) -> Iterator[object]:
     contexts = []
 
     def make() -> object:
-        context = browser.new_context(viewport={"width": 1100, "height": 800})  # type: ignore[attr-defined]
-        context.on("page", problems.watch)
+        context = watched_context(
+            browser, problems, viewport={"width": 1100, "height": 800}, accept_downloads=True
+        )
         contexts.append(context)
         return context
 

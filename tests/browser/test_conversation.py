@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PageProblems
+from .conftest import PageProblems, watched_context
 from .flows import (
     TIMEOUT,
     add_contact,
@@ -42,10 +42,11 @@ def pair(courier_server: str, browser: Any) -> Iterator[Pair]:
     contexts = []
     pages = []
     for _ in range(2):
-        context = browser.new_context(viewport={"width": 900, "height": 800}, accept_downloads=True)
+        context = watched_context(
+            browser, problems, viewport={"width": 900, "height": 800}, accept_downloads=True
+        )
         contexts.append(context)
         page = context.new_page()
-        problems.watch(page)
         pages.append(page)
     alice, bob = pages
     create_identity(alice, courier_server)
@@ -167,3 +168,49 @@ def test_both_see_the_same_safety_number_and_can_mark_it_verified(pair: Pair) ->
     screenshot(pair.alice, "safety-number")
     pair.alice.click("a[data-route=chats]")
     pair.alice.locator("[data-testid=contact-item] .verified").wait_for()
+
+
+def test_messages_sent_or_received_while_offline_arrive_after_reconnecting(pair: Pair) -> None:
+    alice, bob = pair.alice, pair.bob
+    open_first_contact(alice)
+    open_first_contact(bob)
+    before = len(pair.problems.items)
+    bob.context.set_offline(True)
+    send_text(alice, "Sent while Bob was offline")
+    wait_for_message(alice, "Sent while Bob was offline", "out")
+    bob.wait_for_timeout(1000)
+    bob.context.set_offline(False)
+    bob.evaluate("() => window.dispatchEvent(new Event('online'))")
+    wait_for_message(bob, "Sent while Bob was offline", "in")
+
+    alice.context.set_offline(True)
+    send_text(alice, "Written while Alice was offline")
+    alice.locator(
+        "[data-testid=message][data-state=sending]", has_text="while Alice was offline"
+    ).wait_for(timeout=TIMEOUT)
+    alice.context.set_offline(False)
+    wait_for_message(bob, "Written while Alice was offline", "in")
+    alice.locator(
+        "[data-testid=message][data-state=delivered]", has_text="while Alice was offline"
+    ).wait_for(timeout=TIMEOUT)
+    # Chromium itself logs the requests that fail while the network is down; those, and only
+    # those, are expected here.
+    during = pair.problems.items[before:]
+    del pair.problems.items[before:]
+    unexpected = [
+        item
+        for item in during
+        if "ERR_INTERNET_DISCONNECTED" not in item and "WebSocket connection to" not in item
+    ]
+    assert unexpected == []
+
+
+def test_the_conversation_reads_on_a_phone_sized_screen(pair: Pair) -> None:
+    bob = pair.bob
+    bob.set_viewport_size({"width": 390, "height": 844})
+    bob.click("a[data-route=chats]")
+    open_first_contact(bob)
+    width = bob.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390  # nothing overflows sideways
+    screenshot(bob, "phone-conversation")
+    bob.set_viewport_size({"width": 900, "height": 800})

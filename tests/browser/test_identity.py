@@ -60,3 +60,31 @@ def test_the_security_and_policy_pages_render(courier_server, new_context):
         page.goto(courier_server + path)
         page.wait_for_selector("h1")
         screenshot(page, name)
+
+
+def test_the_app_locks_itself_after_the_chosen_idle_time(courier_server, new_context):
+    page = new_context().new_page()
+    page.clock.install()
+    create_identity(page, courier_server)
+    page.click("a[data-route=settings]")
+    page.select_option("#autolock", "1")
+    page.click("#settings-form button[type=submit]")
+    page.locator("#status", has_text="Settings saved").wait_for(timeout=TIMEOUT)
+    page.clock.fast_forward("00:50")
+    assert page.locator("#screen-settings").is_visible()
+    page.clock.fast_forward("00:20")
+    page.wait_for_selector("#screen-unlock:not([hidden])", timeout=TIMEOUT)
+
+
+def test_opening_a_contact_link_fills_in_add_contact(courier_server, new_context):
+    page = new_context().new_page()
+    create_identity(page, courier_server)
+    link = invite_link(page)
+    # What a browser does with the link: the fragment stays on this side.
+    page.goto(link.replace("https://", "http://"))
+    unlock(page)
+    page.wait_for_selector("#screen-add:not([hidden])", timeout=TIMEOUT)
+    assert page.get_by_test_id("add-contact-input").input_value() == link
+    assert page.url.endswith("/app#/add")
+    page.get_by_test_id("add-contact-submit").click()
+    page.locator("#error", has_text="your own contact link").wait_for(timeout=TIMEOUT)

@@ -72,9 +72,7 @@ def alive_beats(client: redis.Redis | None = None, deployment: str | None = None
     return sorted(key.decode()[start:] for key in client.scan_iter(match=pattern, count=100))
 
 
-def current_leader(
-    client: redis.Redis | None = None, deployment: str | None = None
-) -> str | None:
+def current_leader(client: redis.Redis | None = None, deployment: str | None = None) -> str | None:
     client = client or redis_client()
     value = client.get(leader_key(deployment))
     return value.decode() if value else None

@@ -84,3 +84,22 @@ def test_two_live_beat_heartbeats_are_reported() -> None:
         assert ids(checks.check_one_beat(None)) == ["messenger.W002"]
     finally:
         client.delete(alive_key(first), alive_key(second))
+
+
+@pytest.mark.redis
+@pytest.mark.django_db
+def test_rewrap_master_key_refuses_to_run_while_a_beat_is_alive(tmp_path) -> None:
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    assert os.environ.get("REDIS_URL"), "needs the Redis pass"
+    key_file = tmp_path / "new"
+    key_file.write_text(secrets.token_urlsafe(32))
+    client = redis_client()
+    beat_id = f"test-beat:{secrets.token_hex(4)}"
+    client.set(alive_key(beat_id), "1", ex=HEARTBEAT_TTL)
+    try:
+        with pytest.raises(CommandError, match="beat is running"):
+            call_command("rewrap_master_key", new_key_file=str(key_file))
+    finally:
+        client.delete(alive_key(beat_id))

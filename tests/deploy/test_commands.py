@@ -206,3 +206,42 @@ def test_stats_counts_mailboxes_and_queued_envelopes_in_aggregate() -> None:
     assert numbers["envelopes_queued"] == 2
     assert numbers["envelope_bytes"] == 5120
     assert numbers["envelopes_expired"] == 1
+
+
+def test_rewrap_master_key_moves_every_epoch_key_to_the_new_master_key(settings, tmp_path) -> None:
+    from messenger import checks
+
+    old, new = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    settings.MASTER_KEY = old
+    now = timezone.now()
+    records = [
+        atrest.seal(b"soon", expires_at=now + timedelta(minutes=5), context=b"1"),
+        atrest.seal(b"later", expires_at=now + timedelta(days=3), context=b"2"),
+    ]
+    key_file = tmp_path / "master_key.new"
+    key_file.write_text(new + "\n")
+    assert "re-wrapped 2 epoch keys" in run("rewrap_master_key", "--new-key-file", str(key_file))
+
+    atrest._key_cache.clear()  # other processes start with no unwrapped key in memory
+    assert [m.id for m in checks.check_master_key_matches_stored_keys(None)] == ["messenger.E004"]
+    settings.MASTER_KEY = new
+    assert checks.check_master_key_matches_stored_keys(None) == []
+    assert atrest.open_sealed(records[0], context=b"1") == b"soon"
+    assert atrest.open_sealed(records[1], context=b"2") == b"later"
+
+
+def test_rewrap_master_key_changes_nothing_when_a_key_does_not_unwrap(settings, tmp_path) -> None:
+    from django.core.management.base import CommandError
+
+    settings.MASTER_KEY = secrets.token_urlsafe(32)
+    atrest.seal(b"x", expires_at=timezone.now() + timedelta(hours=1), context=b"")
+    EpochKey.objects.create(epoch=10**6, wrapped_key=secrets.token_bytes(60))
+    before = {k.pk: bytes(k.wrapped_key) for k in EpochKey.objects.all()}
+    key_file = tmp_path / "new"
+    key_file.write_text(secrets.token_urlsafe(32))
+    with pytest.raises(CommandError, match="does not unwrap"):
+        run("rewrap_master_key", "--new-key-file", str(key_file))
+    assert {k.pk: bytes(k.wrapped_key) for k in EpochKey.objects.all()} == before
+    key_file.write_text(settings.MASTER_KEY)
+    with pytest.raises(CommandError, match="is the current one"):
+        run("rewrap_master_key", "--new-key-file", str(key_file))

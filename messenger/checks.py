@@ -62,28 +62,38 @@ def check_master_key_present(app_configs: Any, **kwargs: Any) -> list[Any]:
     return []
 
 
-@register(Tags.security, deploy=True)
-def check_master_key_matches_stored_keys(app_configs: Any, **kwargs: Any) -> list[Any]:
-    """A different master key than the one that wrapped the epoch keys reads nothing."""
+def unreadable_epoch_keys() -> list[int]:
+    """Ids of the stored epoch keys that the current MASTER_KEY does not unwrap."""
     from cryptography.exceptions import InvalidTag
 
     from messenger import atrest
     from messenger.models import EpochKey
 
+    unreadable = []
+    # One row per epoch with live data (a few hundred at most): cheap to try them all.
+    for key_id, epoch, wrapped in EpochKey.objects.values_list("pk", "epoch", "wrapped_key"):
+        try:
+            atrest._unwrap(epoch, bytes(wrapped))
+        except (InvalidTag, ValueError):
+            unreadable.append(key_id)
+    return unreadable
+
+
+@register(Tags.security, deploy=True)
+def check_master_key_matches_stored_keys(app_configs: Any, **kwargs: Any) -> list[Any]:
+    """A different master key than the one that wrapped the epoch keys reads nothing."""
     try:
-        row = EpochKey.objects.order_by("-id").first()
+        unreadable = unreadable_epoch_keys()
     except Exception:  # not migrated yet, or no database: nothing is wrapped yet
         return []
-    if row is None:
-        return []
-    try:
-        atrest._unwrap(row.epoch, bytes(row.wrapped_key))
-    except (InvalidTag, ValueError):
+    if unreadable:
         return [
             Error(
-                "MASTER_KEY does not unwrap the epoch keys stored in the database: every "
-                "stored envelope and blob chunk is unreadable with it.",
-                hint="Restore the master key this database was used with.",
+                f"MASTER_KEY does not unwrap {len(unreadable)} of the epoch keys stored in "
+                "the database: what they protect is unreadable, and new data for their "
+                "epochs cannot be sealed.",
+                hint="Restore the master key this database was used with. If it is lost: "
+                "`manage rotate_keys --destroy-unreadable` (docs/operations.md).",
                 id="messenger.E004",
             )
         ]

@@ -245,3 +245,35 @@ def test_rewrap_master_key_changes_nothing_when_a_key_does_not_unwrap(settings, 
     key_file.write_text(settings.MASTER_KEY)
     with pytest.raises(CommandError, match="is the current one"):
         run("rewrap_master_key", "--new-key-file", str(key_file))
+
+
+def test_after_a_lost_master_key_rotate_keys_shreds_what_it_cannot_read(settings) -> None:
+    from messenger import checks
+
+    settings.MASTER_KEY = secrets.token_urlsafe(32)
+    expires = timezone.now() + timedelta(hours=2)
+    lost = atrest.seal(b"under the lost key", expires_at=expires, context=b"a")
+    settings.MASTER_KEY = secrets.token_urlsafe(32)  # the old one is gone
+    atrest._key_cache.clear()
+    assert [m.id for m in checks.check_master_key_matches_stored_keys(None)] == ["messenger.E004"]
+    output = run("rotate_keys", "--destroy-unreadable")
+    assert "destroyed 1 epoch keys the master key does not unwrap" in output
+    assert checks.check_master_key_matches_stored_keys(None) == []
+    with pytest.raises(atrest.KeyDestroyed):  # readers skip it as shredded
+        atrest.open_sealed(lost, context=b"a")
+    fresh = atrest.seal(b"new data", expires_at=expires, context=b"b")
+    assert atrest.open_sealed(fresh, context=b"b") == b"new data"
+
+
+def test_probes_and_scrapers_reach_a_node_by_its_internal_name(settings) -> None:
+    """Healthchecks call 127.0.0.1:8000, Prometheus web:8000: neither is an allowed host,
+    and neither speaks HTTPS; both paths answer anyway, and nothing else does."""
+    settings.ALLOWED_HOSTS = ["chat.example.org"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.METRICS_ENABLED = True
+    client = Client()
+    assert client.get("/healthz", HTTP_HOST="127.0.0.1:8000").status_code == 200
+    assert client.get("/metrics", HTTP_HOST="web:8000").status_code == 200
+    assert client.get("/api/v1/policy", HTTP_HOST="web:8000").status_code == 400
+    redirected = client.get("/api/v1/policy", HTTP_HOST="chat.example.org")
+    assert redirected.status_code == 301

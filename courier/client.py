@@ -89,6 +89,11 @@ class ClientError(Exception):
     """A mistake the user can fix (unknown contact, bad link, ...): shown without a traceback."""
 
 
+class Queued(ClientError):
+    """The message is encrypted and saved in the outbox, but the server could not take it now;
+    it goes out with the next command (or ``listen``) that reaches the server."""
+
+
 @dataclass
 class Event:
     """Something that happened while receiving, for the command line to print."""
@@ -514,7 +519,7 @@ class Courier:
             }
             state["contacts"][name] = contact
             self._queue(state, name, msgs.ReplyHereMessage(self._mid(), _now(), mailbox["send_id"]))
-        self.flush_outbox()
+        self._send_queued()
         return name
 
     def _create_contact_mailbox(self, name: str) -> dict[str, Any]:
@@ -633,8 +638,11 @@ class Courier:
                         ),
                     )
                 except ApiError as error:
-                    if error.code not in ("mailbox_not_found", "invalid_envelope_size"):
-                        raise
+                    if error.status == 429 or error.status >= 500:
+                        raise  # transient: the envelope stays first in line
+                    # Refused for good (the mailbox is gone, say): a retry cannot help, and
+                    # keeping it would hold back every later message.
+                    logger.info("an envelope was refused: %s", error.code)
                     status = "failed"
             with self.store.transaction() as state:
                 if state["outbox"] and state["outbox"][0]["envelope"] == item["envelope"]:
@@ -645,13 +653,22 @@ class Courier:
                         record["status"] = status
             sent += status == "sent"
 
+    def _send_queued(self) -> None:
+        try:
+            self.flush_outbox()
+        except (TransportError, ApiError) as error:
+            raise Queued(
+                f"{error}. The message is saved and will be sent by the next courier command"
+                " that reaches the server (or by `courier listen`)."
+            ) from None
+
     def send_text(self, name: str, body: str) -> dict[str, Any]:
         if not body:
             raise ClientError("the message is empty")
         self._refresh_policy_if_missing()
         with self.store.transaction() as state:
             record = self._queue(state, name, msgs.TextMessage(self._mid(), _now(), body))
-        self.flush_outbox()
+        self._send_queued()
         return record
 
     def set_timer(self, name: str, seconds: int) -> None:
@@ -663,7 +680,7 @@ class Courier:
             # The timer applies from this message on, for both sides (protocol.md section 11).
             contact["timer"] = seconds
             self._queue(state, name, msgs.TimerMessage(self._mid(), _now(), seconds))
-        self.flush_outbox()
+        self._send_queued()
 
     def send_file(self, name: str, path: Path | str, progress: Progress | None = None) -> dict:
         path = Path(path)
@@ -719,7 +736,7 @@ class Courier:
         with self.store.transaction() as state:
             record = self._queue(state, name, message)
             record["path"] = str(path.resolve())
-        self.flush_outbox()
+        self._send_queued()
         return record
 
     def _refresh_policy_if_missing(self) -> None:

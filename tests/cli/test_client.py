@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from courier.api import Push, unb64u
-from courier.client import ClientError, Courier, Event, _signer
+from courier.client import ClientError, Courier, Event, Queued, _signer
 from courier.crypto.link import parse_contact_link
 from courier.store import WrongPassphrase
 from tests.cli.conftest import connect
-from tests.support.servers import ServerStack
+from tests.support.servers import ServerStack, free_port
 
 
 def texts(events: list[Event]) -> list[str]:
@@ -297,3 +297,16 @@ def test_user_mistakes_are_client_errors(make_client) -> None:
     alice.add_contact(bob.contact_link(), "bob")
     with pytest.raises(ClientError, match="belongs to your contact"):
         alice.add_contact(bob.contact_link(), "bob2")
+
+
+def test_a_message_that_cannot_go_out_now_waits_in_the_outbox(make_client) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    connect(alice, bob)
+    offline = Courier(alice.home, "passphrase of alice", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(Queued, match="will be sent"):
+        offline.send_text("bob", "written offline")
+    offline.close()
+    assert alice.messages("bob")[-1]["status"] == "queued"
+    alice.send_text("bob", "written online")
+    assert texts(bob.receive()) == ["written offline", "written online"]
+    assert [m["status"] for m in alice.messages("bob")] == ["sent", "sent"]

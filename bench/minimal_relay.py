@@ -43,6 +43,7 @@ class Relay:
         self.database_url = database_url
         self.redis_url = redis_url
         self.subscribers: dict[bytes, set[ServerConnection]] = defaultdict(set)
+        self.sending: set[asyncio.Future] = set()
 
     async def start(self) -> None:
         self.db = await psycopg.AsyncConnection.connect(self.database_url, autocommit=True)
@@ -75,7 +76,9 @@ class Relay:
                 continue
             frame = PUSH_HEADER.pack(1, envelope_id, mailbox, int(row[1].timestamp())) + row[0]
             for socket in list(sockets):
-                asyncio.ensure_future(socket.send(frame))
+                task = asyncio.ensure_future(socket.send(frame))
+                self.sending.add(task)
+                task.add_done_callback(self.sending.discard)
 
     async def handle(self, socket: ServerConnection) -> None:
         mine: set[bytes] = set()

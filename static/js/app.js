@@ -25,7 +25,7 @@ const app = {
   vault: null, profile: null, identity: null, intro: null, secrets: null, policy: null,
   buckets: DEFAULT_BUCKETS, contacts: new Map(), messages: new Map(), owners: new Map(),
   relay: null, token: null, current: null, pendingLink: null, fileUrls: new Map(),
-  serial: Promise.resolve(), lockTimer: null, flushing: new Set(),
+  serial: Promise.resolve(), lockTimer: null, flushing: new Set(), answering: new Set(),
 };
 
 // All state changes (ratchet steps above all) happen one at a time.
@@ -230,7 +230,20 @@ async function enter() {
   armAutoLock();
   if (app.pendingLink) { location.hash = "#/add"; $("#add-link").value = app.pendingLink; app.pendingLink = null; }
   route();
-  topUpPrekeys().catch(() => {});
+  maintain().catch((e) => console.warn("maintenance will be retried:", e.message));
+}
+
+// Keep what lives on the server alive: mailboxes are extended (owner-signed) once a week,
+// the bundle is topped up and re-published, a stale signed prekey is replaced.
+async function maintain() {
+  await topUpPrekeys();
+  const week = 7 * 86400;
+  if (nowSeconds() - (app.profile.mailboxesExtendedAt ?? app.profile.createdAt) < week) return;
+  const ttl = app.policy?.mailboxes?.max_ttl_seconds ?? 7776000;
+  const boxes = [app.profile.introMailbox, ...[...app.contacts.values()].map((c) => c.myMailbox)].filter(Boolean);
+  for (const box of boxes) await api.extendMailbox(await token(), box.receive_id, ttl, app.owners.get(box.receive_id));
+  app.profile.mailboxesExtendedAt = nowSeconds();
+  await serially(saveProfile);
 }
 
 async function watchMailbox(receiveId) {
@@ -303,9 +316,23 @@ async function newMailbox() {
 
 async function topUpPrekeys() {
   const count = await api.prekeyCount(await token(), app.profile.handle, app.identity.signing);
-  if (count.one_time_prekeys < ONE_TIME_BATCH / 2 || count.pq_one_time_prekeys < ONE_TIME_BATCH / 2 || Date.now() / 1000 - (app.profile.publishedAt ?? 0) > 7 * 86400) {
+  if (count.signed_prekey_stale) await serially(rotateSignedPrekey);
+  if (count.signed_prekey_stale || count.one_time_prekeys < ONE_TIME_BATCH / 2 || count.pq_one_time_prekeys < ONE_TIME_BATCH / 2 || nowSeconds() - (app.profile.publishedAt ?? 0) > 7 * 86400) {
     await serially(() => publishBundle(null, false));
   }
+}
+
+// A new signed prekey; the previous two stay, for intros already on their way.
+async function rotateSignedPrekey() {
+  const id = app.profile.nextPrekeyId++;
+  const priv = p.randomBytes(32);
+  const key = await p.x25519Public(priv);
+  const signature = await p.ed25519Sign(app.identity.signing, keys.signedPrekeyMessage(id, key));
+  app.secrets.signed.set(id, priv);
+  while (app.secrets.signed.size > 3) app.secrets.signed.delete(app.secrets.signed.keys().next().value);
+  await app.vault.put("spk", [...app.secrets.signed]);
+  app.profile.signedPrekey = { id, key: b64uEncode(key), signature: b64uEncode(signature) };
+  await saveProfile();
 }
 
 // --- Contact link and adding a contact --------------------------------------------------
@@ -400,6 +427,8 @@ async function deliverOutbox(c) {
   try {
     while (c.outbox && c.outbox.length) {
       const item = c.outbox[0];
+      item.target = item.target ?? c.theirMailbox;
+      if (!item.target) break; // they have not told us where to send yet
       // A disappearing message must not outlive its timer on the server either.
       const max = app.policy?.envelopes?.max_ttl_seconds ?? 604800;
       await api.sendEnvelope(await sendToken(c), item.target, item.envelope, c.timer > 0 ? Math.min(max, c.timer) : max);
@@ -447,6 +476,7 @@ async function sendText() {
   input.value = "";
   clearError();
   try {
+    await answerContact(c);
     await serially(async () => {
       const m = await sendPayload(c, { type: "text", body });
       addMessage(c, { id: b64uEncode(m.id), dir: "out", type: "text", body, sent_at: m.sent_at, state: c.outbox?.some((x) => x.id === b64uEncode(m.id)) ? "sending" : "sent" });
@@ -486,6 +516,7 @@ async function sendFile(event) {
   try {
     const max = app.policy?.blobs?.max_bytes ?? 1 << 30;
     if (file.size > Math.min(max, 200 * 1024 * 1024)) throw new UserError("That file is too large to send from a browser.");
+    await answerContact(c);
     const data = new Uint8Array(await file.arrayBuffer());
     const chunkSize = chooseChunkSize(data.length);
     const count = files.chunkCount(data.length, chunkSize);
@@ -549,6 +580,7 @@ async function setTimer() {
   const c = app.contacts.get(app.current);
   const seconds = Number($("#disappear").value);
   try {
+    await answerContact(c);
     await serially(async () => {
       await sendPayload(c, { type: "timer", seconds });
       c.timer = seconds;
@@ -591,6 +623,33 @@ async function receiveEnvelope(receiveId, envelopeId, envelope) {
   await saveMessages(c.id);
   await saveProfile();
   rerender(c.id);
+  if (c.needsAnswer) answerContact(c).catch(() => {});
+}
+
+// The responder's answer to a new contact: its own pairwise mailbox, told with reply_here.
+// Retried (from tick) until it succeeds; it must precede anything else we send them.
+async function answerContact(c) {
+  if (!c.needsAnswer || app.answering.has(c.id)) return;
+  app.answering.add(c.id);
+  try {
+    if (!c.myMailbox) {
+      const mailbox = await newMailbox();
+      await serially(async () => { c.myMailbox = mailbox; await saveContact(c); });
+      await watchMailbox(mailbox.receive_id);
+    }
+    await serially(async () => {
+      if (!c.needsAnswer) return;
+      await sendPayload(c, { type: "reply_here", mailbox: c.myMailbox.send_id });
+      if (c.pendingReceipts?.length) {
+        await sendPayload(c, { type: "receipt", message_ids: c.pendingReceipts.map((x) => b64uDecode(x, 16)) });
+      }
+      c.pendingReceipts = [];
+      c.needsAnswer = false;
+      await saveContact(c);
+    });
+  } finally {
+    app.answering.delete(c.id);
+  }
 }
 
 async function openIntro(envelope) {
@@ -614,11 +673,12 @@ async function openIntro(envelope) {
     introTag: tag, myMailbox: null, theirMailbox: null, session: session.toBytes(), timer: 0, unread: 0,
     lastText: "", lastAt: nowSeconds(), createdAt: nowSeconds(),
   };
+  // Saved before anything touches the network: a retry after a failure finds the session by
+  // its (IK, EK) tag instead of running PQXDH again with prekeys that are gone.
+  c.needsAnswer = true;
   app.contacts.set(c.id, c);
   app.messages.set(c.id, []);
-  c.myMailbox = await newMailbox();
   await saveContact(c);
-  await watchMailbox(c.myMailbox.receive_id);
   topUpPrekeys().catch(() => {});
   return [c, plaintext];
 }
@@ -628,14 +688,10 @@ async function handleMessage(c, m) {
   const list = app.messages.get(c.id);
   if (list.some((x) => x.id === id)) return;
   switch (m.type) {
-    case "reply_here": {
-      const first = c.theirMailbox === null;
+    case "reply_here":
       c.theirMailbox = m.mailbox;
-      // The responder answers with its own pairwise mailbox; that answer ends the intro phase.
-      if (first && c.role === "responder") await sendPayload(c, { type: "reply_here", mailbox: c.myMailbox.send_id });
       flushOutboxes();
       break;
-    }
     case "text":
     case "file": {
       const record = m.type === "text"
@@ -643,7 +699,8 @@ async function handleMessage(c, m) {
         : { id, dir: "in", type: "file", name: m.name, size: m.size, mime_type: m.mime_type, sent_at: m.sent_at, descriptor: m };
       addMessage(c, record);
       if (app.current !== c.id || document.visibilityState !== "visible") c.unread += 1;
-      if (c.theirMailbox || c.theirIntro) await sendPayload(c, { type: "receipt", message_ids: [m.id] });
+      if (c.needsAnswer) c.pendingReceipts = [...(c.pendingReceipts ?? []), id];
+      else await sendPayload(c, { type: "receipt", message_ids: [m.id] });
       if (m.type === "file" && PREVIEWABLE.test(m.mime_type) && m.size <= PREVIEW_LIMIT) {
         setTimeout(() => downloadFile(c, record, false).catch(() => {}), 0);
       }
@@ -667,7 +724,11 @@ function tick() {
   if (!app.vault) return;
   const now = Date.now();
   // Envelopes that could not leave (offline, server down) are retried every few seconds.
-  if (now - (app.lastFlush ?? 0) > 5000) { app.lastFlush = now; flushOutboxes(); }
+  if (now - (app.lastFlush ?? 0) > 5000) {
+    app.lastFlush = now;
+    flushOutboxes();
+    for (const c of app.contacts.values()) if (c.needsAnswer) answerContact(c).catch(() => {});
+  }
   for (const [id, list] of app.messages) {
     const keep = list.filter((m) => !m.expiresAt || m.expiresAt > now);
     if (keep.length !== list.length) {

@@ -109,6 +109,10 @@ const SUBSCRIBE_CONTEXT = utf8("courier-v1 relay-subscribe\0");
 export const createMailbox = (token, ownerPublicKey, ttlSeconds) =>
   call("POST", "/api/v1/mailboxes", { token, body: { owner_key: b64uEncode(ownerPublicKey), ttl_seconds: ttlSeconds } });
 
+// Owner-signed: move the mailbox's expiry to now + ttl (mailboxes live as long as we use them).
+export const extendMailbox = (token, receiveId, ttlSeconds, ownerKey) =>
+  call("PATCH", `/api/v1/mailboxes/${receiveId}`, { token, body: { ttl_seconds: ttlSeconds }, signer: ownerKey });
+
 // Sending needs only the mailbox's send id and a session: nothing says who sends.
 export const sendEnvelope = (token, sendId, envelope, ttl = null) =>
   call("POST", `/api/v1/mailboxes/${sendId}/envelopes${ttl ? `?ttl=${ttl}` : ""}`, { token, body: envelope });

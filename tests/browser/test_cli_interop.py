@@ -61,6 +61,17 @@ class Cli:
             time.sleep(0.5)
         raise AssertionError(f"{wanted!r} never arrived; saw {seen}")
 
+    def file_until(self, name: str, timeout: float = 30) -> Path:
+        """Receive (downloading files) until the named file is saved; return its path."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.run("receive", "--json").splitlines():
+                event = json.loads(line)
+                if event["event"] == "download" and event["message"]["name"] == name:
+                    return Path(event["text"])
+            time.sleep(0.5)
+        raise AssertionError(f"{name} never arrived")
+
 
 @pytest.fixture
 def cli(courier_server: str, tmp_path: Path) -> Cli:
@@ -70,7 +81,7 @@ def cli(courier_server: str, tmp_path: Path) -> Cli:
 
 
 def test_the_browser_starts_a_conversation_with_the_command_line_client(
-    courier_server: str, new_context: Any, cli: Cli
+    courier_server: str, new_context: Any, cli: Cli, tmp_path: Path
 ) -> None:
     page = new_context().new_page()
     create_identity(page, courier_server)
@@ -84,6 +95,21 @@ def test_the_browser_starts_a_conversation_with_the_command_line_client(
     send_text(page, "Second browser message")
     assert "Second browser message" in cli.texts_until("Second browser message")
     screenshot(page, "browser-and-cli")
+
+    # Files both ways: the file descriptor and chunks are the same protocol on both sides.
+    upload = tmp_path / "from-browser.bin"
+    upload.write_bytes(os.urandom(300_000))
+    page.get_by_test_id("file-input").set_input_files(str(upload))
+    saved = cli.file_until("from-browser.bin")
+    assert saved.read_bytes() == upload.read_bytes()
+    sent = tmp_path / "from-terminal.bin"
+    sent.write_bytes(os.urandom(200_000))
+    cli.run("send-file", contact, str(sent))
+    incoming = page.locator("[data-testid=message][data-direction=in]", has_text="from-terminal")
+    incoming.wait_for(timeout=TIMEOUT)
+    with page.expect_download(timeout=TIMEOUT) as download:
+        incoming.get_by_test_id("file-download").click()
+    assert Path(download.value.path()).read_bytes() == sent.read_bytes()
 
 
 def test_the_command_line_client_starts_a_conversation_with_the_browser(

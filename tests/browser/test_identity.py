@@ -88,3 +88,36 @@ def test_opening_a_contact_link_fills_in_add_contact(courier_server, new_context
     assert page.url.endswith("/app#/add")
     page.get_by_test_id("add-contact-submit").click()
     page.locator("#error", has_text="your own contact link").wait_for(timeout=TIMEOUT)
+
+
+def test_the_app_works_with_the_keyboard_alone(courier_server, new_context):
+    page = new_context().new_page()
+    page.goto(courier_server + "/app")
+    page.wait_for_selector("#screen-create:not([hidden])")
+    # The passphrase field has the focus when the page opens.
+    page.keyboard.type(PASSPHRASE)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSPHRASE)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#screen-chats:not([hidden])", timeout=TIMEOUT)
+
+    def tab_to(selector: str) -> None:
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"() => document.activeElement.matches({selector!r})"):
+                return
+        raise AssertionError(f"Tab never reached {selector}")
+
+    tab_to("a[data-route=add]")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#screen-add:not([hidden])", timeout=TIMEOUT)
+    tab_to("#copy-invite")
+    tab_to("[data-testid=add-contact-input]")
+    page.keyboard.type("not a link")
+    page.keyboard.press("Enter")
+    page.locator("#error", has_text="does not look like a Courier contact link").wait_for(
+        timeout=TIMEOUT
+    )
+    tab_to("#lock")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#screen-unlock:not([hidden])", timeout=TIMEOUT)

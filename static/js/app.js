@@ -271,7 +271,22 @@ function confirmWipe(button) {
     return;
   }
   if (app.relay) app.relay.stop();
-  wipe().then(() => location.replace("/app"), showError);
+  button.disabled = true;
+  status("Deleting…");
+  // When unlocked, first withdraw what the server holds for us (bundle, mailboxes), so
+  // nobody can start a conversation with a person who is gone; a few seconds at most.
+  const server = app.vault ? withdrawFromServer() : Promise.resolve();
+  const timeout = new Promise((resolve) => setTimeout(resolve, 4000));
+  Promise.race([server.catch(() => {}), timeout])
+    .then(wipe)
+    .then(() => location.replace("/app"), showError);
+}
+
+async function withdrawFromServer() {
+  const t = await token();
+  await api.deleteBundle(t, app.profile.handle, app.identity.signing).catch(() => {});
+  const boxes = [app.profile.introMailbox, ...[...app.contacts.values()].map((c) => c.myMailbox)].filter(Boolean);
+  for (const box of boxes) await api.deleteMailbox(t, box.receive_id, app.owners.get(box.receive_id)).catch(() => {});
 }
 
 async function saveSettings() {

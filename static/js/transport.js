@@ -89,6 +89,8 @@ export async function mintSession() {
 export const publishBundle = (token, handle, bundleJson, identitySigningKey) =>
   call("PUT", `/api/v1/keys/${handle}`, { token, body: bundleJson, signer: identitySigningKey });
 export const claimBundle = (token, handle) => call("GET", `/api/v1/keys/${handle}`, { token });
+export const deleteBundle = (token, handle, identitySigningKey) =>
+  call("DELETE", `/api/v1/keys/${handle}`, { token, signer: identitySigningKey });
 export const prekeyCount = (token, handle, identitySigningKey) =>
   call("GET", `/api/v1/keys/${handle}/count`, { token, signer: identitySigningKey });
 
@@ -112,6 +114,9 @@ export const createMailbox = (token, ownerPublicKey, ttlSeconds) =>
 // Owner-signed: move the mailbox's expiry to now + ttl (mailboxes live as long as we use them).
 export const extendMailbox = (token, receiveId, ttlSeconds, ownerKey) =>
   call("PATCH", `/api/v1/mailboxes/${receiveId}`, { token, body: { ttl_seconds: ttlSeconds }, signer: ownerKey });
+
+export const deleteMailbox = (token, receiveId, ownerKey) =>
+  call("DELETE", `/api/v1/mailboxes/${receiveId}`, { token, signer: ownerKey });
 
 // Sending needs only the mailbox's send id and a session: nothing says who sends.
 export const sendEnvelope = (token, sendId, envelope, ttl = null) =>

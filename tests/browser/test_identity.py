@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+
+import httpx
 import pytest
 
 from .flows import PASSPHRASE, TIMEOUT, create_identity, invite_link, unlock
 from .shots import screenshot
 
 pytestmark = pytest.mark.browser
+
+
+def _claim_status(base: str, link_payload: str) -> tuple[int, str]:
+    """Claim the bundle named in a contact link, as a stranger would (outside the browser)."""
+    raw = base64.urlsafe_b64decode(link_payload + "=" * (-len(link_payload) % 4))
+    handle = raw[2 : 2 + raw[1]].decode()
+    token = httpx.post(f"{base}/api/v1/sessions", json={}).json()["token"]
+    answer = httpx.get(f"{base}/api/v1/keys/{handle}", headers={"Authorization": f"Bearer {token}"})
+    code = answer.json().get("error", {}).get("code", "") if answer.status_code != 200 else ""
+    return answer.status_code, code
 
 
 def test_a_person_creates_an_identity_locks_and_unlocks_it(courier_server, new_context):
@@ -45,6 +58,8 @@ def test_a_person_creates_an_identity_locks_and_unlocks_it(courier_server, new_c
     )
     assert stored.count("ct,iv") >= 2 and "identity" not in stored
 
+    handle = link.split("#", 1)[1]
+    assert _claim_status(courier_server, handle) == (200, "")
     page.click("a[data-route=settings]")
     screenshot(page, "settings")
     wipe = page.get_by_test_id("delete-everything")
@@ -52,6 +67,9 @@ def test_a_person_creates_an_identity_locks_and_unlocks_it(courier_server, new_c
     wipe.click()
     wipe.click()
     page.wait_for_selector("#screen-create:not([hidden])", timeout=TIMEOUT)
+    # The server no longer hands out the bundle behind the old contact link.
+    claim = _claim_status(courier_server, handle)
+    assert claim == (404, "unknown_handle")
 
 
 def test_the_security_and_policy_pages_render(courier_server, new_context):

@@ -114,6 +114,13 @@ def _describe(event: Event) -> str:
             f"new contact {event.contact!r} (rename: courier rename {event.contact} NAME;"
             f" compare: courier safety {event.contact})"
         )
+    if event.kind == "reset":
+        return f"{event.contact} started a new session (same identity key)"
+    if event.kind == "download_failed":
+        return (
+            f"could not fetch {m['name']} from {event.contact}: {event.text}"
+            f" (retry: courier download {event.contact} {m['id']})"
+        )
     if event.kind == "expired":
         return f"a message with {event.contact} disappeared"
     return f"dropped an envelope for {event.contact}: {event.text}"

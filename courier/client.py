@@ -412,6 +412,8 @@ class Courier:
         state = self._purge_expired()
         out = []
         for name, contact in sorted(state["contacts"].items()):
+            if contact.get("pending"):
+                continue
             out.append(
                 {
                     "name": name,
@@ -481,12 +483,14 @@ class Courier:
         except (EncodingError, ValueError) as error:
             raise ClientError(f"this is not a valid contact link: {error}") from None
         state = self._state()
-        if name in state["contacts"]:
+        if name in state["contacts"] and not state["contacts"][name].get("pending"):
             raise ClientError(f"a contact named {name!r} already exists")
         identity = self._identity(state)
         if link.fingerprint == identity.public.fingerprint:
             raise ClientError("this is your own contact link")
         for other, contact in state["contacts"].items():
+            if contact.get("pending"):
+                continue  # an add that was interrupted; this one takes its place
             if PublicIdentity.decode(_b(contact["identity"])).fingerprint == link.fingerprint:
                 raise ClientError(f"this link belongs to your contact {other!r}")
         # A reserved placeholder so the contact's own session can be stored under its name.
@@ -513,6 +517,7 @@ class Courier:
             contact = self._new_contact(name, bundle.identity, session)
             contact["session_api"] = state["contacts"][name]["session_api"]
             contact["mailbox"] = mailbox
+            contact["initiator"] = True
             contact["their_intro"] = {
                 "mailbox": link.intro_mailbox,
                 "key": _s(link.intro_key),
@@ -798,28 +803,49 @@ class Courier:
             contact["ratchet"] = _s(session.to_bytes())
             return self._apply(state, known, plaintext)
         identity = self._identity(state)
+        existing = next(
+            (
+                other
+                for other, contact in state["contacts"].items()
+                if contact.get("identity") == _s(header.initiator.encode())
+            ),
+            None,
+        )
+        if existing is not None:
+            contact = state["contacts"][existing]
+            started_by_us = contact.get("initiator", False)
+            if started_by_us and identity.public.identity_key < header.initiator.identity_key:
+                # Both added each other at once: each holds a session it started. The session
+                # started by the smaller identity key wins on both sides (the other side accepts
+                # our intro and drops its own session), whatever order envelopes arrive in.
+                raise ClientError("simultaneous first contact: the session we started is kept")
         secrets = self._secrets(state)
         session, plaintext, keys = accept_session(identity, secrets, header, ratchet_message)
         self._store_secrets(state, secrets)
         peer = keys.their_identity
-        name = None
-        for other, contact in state["contacts"].items():
-            if contact.get("identity") == _s(peer.encode()):
-                name = other  # someone we know started a new session: it replaces the old one
-        if name is None:
+        if existing is None:
             base = "contact-" + peer.fingerprint.hex()[:8]
             name, n = base, 1
             while name in state["contacts"]:
                 n += 1
                 name = f"{base}-{n}"
             state["contacts"][name] = self._new_contact(name, peer, session)
-        else:
-            contact = state["contacts"][name]
-            contact["ratchet"] = _s(session.to_bytes())
-            contact["their_intro"] = None
+            state["intros_seen"][seen_key] = name
+            events = [Event("contact", name, text=f"new contact {name}")]
+            return events + self._apply(state, name, plaintext)
+        # A contact we know started a new session (simultaneous first contact, or it lost its
+        # state): it replaces ours, and it needs to learn our mailbox again.
+        name = existing
+        contact["ratchet"] = _s(session.to_bytes())
+        contact["their_intro"] = None
+        contact["initiator"] = False
         state["intros_seen"][seen_key] = name
-        events = [Event("contact", name, text=f"new contact {name}")]
-        return events + self._apply(state, name, plaintext)
+        events = self._apply(state, name, plaintext)
+        if contact["mailbox"] is not None:
+            reply = msgs.ReplyHereMessage(self._mid(), _now(), contact["mailbox"]["send_id"])
+            self._queue(state, name, reply)
+            return [Event("reset", name, text=f"{name} started a new session"), *events]
+        return [Event("contact", name, text=f"{name} started a new session"), *events]
 
     def _open_pairwise(self, state: dict[str, Any], name: str, envelope: bytes) -> list[Event]:
         contact = state["contacts"][name]
@@ -856,9 +882,16 @@ class Courier:
         for event in events:
             if event.kind == "contact":
                 self._answer_new_contact(event.contact)
+            if event.kind == "reset":
+                self.flush_outbox()
             if event.kind == "file" and download:
-                path = self.download(event.contact, event.message["id"], progress)
-                more.append(Event("download", event.contact, event.message, str(path)))
+                try:
+                    path = self.download(event.contact, event.message["id"], progress)
+                except (ClientError, ApiError) as error:
+                    # The message is stored; the file can be fetched again with `download`.
+                    more.append(Event("download_failed", event.contact, event.message, str(error)))
+                else:
+                    more.append(Event("download", event.contact, event.message, str(path)))
         return more
 
     def _answer_new_contact(self, name: str) -> None:

@@ -310,3 +310,58 @@ def test_a_message_that_cannot_go_out_now_waits_in_the_outbox(make_client) -> No
     alice.send_text("bob", "written online")
     assert texts(bob.receive()) == ["written offline", "written online"]
     assert [m["status"] for m in alice.messages("bob")] == ["sent", "sent"]
+
+
+@pytest.mark.parametrize("smaller_key_reads_first", [True, False])
+def test_two_people_who_add_each_other_at_once_end_up_in_one_conversation(
+    make_client, smaller_key_reads_first: bool
+) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    alice.add_contact(bob.contact_link(), "bob")
+    bob.add_contact(alice.contact_link(), "alice")
+    smaller, larger = sorted(
+        (alice, bob), key=lambda c: c._identity(c._state()).public.identity_key
+    )
+    first, second = (smaller, larger) if smaller_key_reads_first else (larger, smaller)
+    for _ in range(2):
+        first.receive()
+        second.receive()
+    assert len(alice.contacts()) == 1 and len(bob.contacts()) == 1
+    alice.send_text("bob", "one conversation?")
+    bob.send_text("alice", "one conversation.")
+    assert texts(bob.receive()) == ["one conversation?"]
+    assert texts(alice.receive()) == ["one conversation."]
+    a, b = alice._state()["contacts"]["bob"], bob._state()["contacts"]["alice"]
+    assert a["their_intro"] is None and b["their_intro"] is None
+    assert a["their_mailbox"] == b["mailbox"]["send_id"]
+    assert b["their_mailbox"] == a["mailbox"]["send_id"]
+
+
+def test_an_interrupted_add_can_be_retried(make_client) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    with alice.store.transaction() as state:
+        state["contacts"]["bob"] = {"session_api": None, "pending": True}  # a crash mid-add
+    assert alice.contacts() == []
+    alice.add_contact(bob.contact_link(), "bob")
+    assert [c["name"] for c in alice.contacts()] == ["bob"]
+
+
+def test_a_file_that_can_no_longer_be_fetched_is_reported_not_fatal(
+    make_client, tmp_path: Path
+) -> None:
+    from courier.crypto.messages import decode_message
+
+    alice, bob = make_client("alice"), make_client("bob")
+    connect(alice, bob)
+    source = tmp_path / "gone.txt"
+    source.write_bytes(b"soon gone")
+    alice.send_file("bob", source)
+    (record,) = [m for m in alice.messages("bob") if m["type"] == "file"]
+    descriptor = decode_message(unb64u(record["descriptor"]))
+    for _ in range(2):  # someone else uses up the downloads the sender allowed
+        alice.api.get_chunk(descriptor.blob_id, descriptor.download_capability, 0)
+    events = bob.receive()
+    assert [e.kind for e in events] == ["file", "download_failed"]
+    assert [m["name"] for m in bob.messages("alice")] == ["gone.txt"]
+    alice.send_text("bob", "still talking")
+    assert texts(bob.receive()) == ["still talking"]

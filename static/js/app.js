@@ -84,6 +84,18 @@ async function boot() {
   }
   const appEl = $("#app");
   app.buckets = appEl.dataset.buckets.split(",").map(Number);
+  // One tab at a time: two tabs advancing the same ratchets would corrupt each other's state.
+  const held = await new Promise((resolve) => {
+    navigator.locks.request("courier-app", { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock ? new Promise(() => {}) : undefined;
+    });
+  });
+  if (!held) {
+    appEl.dataset.state = "elsewhere";
+    $("#loading").textContent = "Courier is already open in another tab or window of this browser. Use that one, or close it and reload this page.";
+    return;
+  }
   const hasVault = await exists();
   appEl.dataset.state = hasVault ? "locked" : "new";
   show(hasVault ? "unlock" : "create");

@@ -139,3 +139,13 @@ def test_the_app_works_with_the_keyboard_alone(courier_server, new_context):
     tab_to("#lock")
     page.keyboard.press("Enter")
     page.wait_for_selector("#screen-unlock:not([hidden])", timeout=TIMEOUT)
+
+
+def test_a_second_tab_of_the_same_browser_steps_aside(courier_server, new_context):
+    context = new_context()
+    first = context.new_page()
+    create_identity(first, courier_server)
+    second = context.new_page()
+    second.goto(courier_server + "/app")
+    second.locator("#loading", has_text="already open in another tab").wait_for(timeout=TIMEOUT)
+    assert second.locator("#screen-unlock").is_hidden()

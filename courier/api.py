@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
 
 # An owner or identity key's signing function: message -> 64-byte Ed25519 signature.
 Signer = Callable[[bytes], bytes]
@@ -187,8 +188,8 @@ class Api:
         if response.status_code >= 400:
             code, message = "http_error", response.reason_phrase
             try:
-                error = response.json()["error"]
-                code, message = str(error["code"]), str(error["message"])
+                detail = response.json()["error"]
+                code, message = str(detail["code"]), str(detail["message"])
             except (ValueError, KeyError, TypeError):
                 pass
             kind = Unauthorized if response.status_code == 401 else ApiError
@@ -346,7 +347,7 @@ class RelaySocket:
         try:
             ws = connect(
                 url,
-                origin=origin,  # type: ignore[arg-type]
+                origin=Origin(origin),
                 open_timeout=timeout,
                 close_timeout=2,
                 max_size=2**20,

@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -638,8 +639,11 @@ class Courier:
                 try:
                     self._with_session(
                         name,
-                        lambda token, item=item: self.api.send_envelope(
-                            token, item["mailbox"], _b(item["envelope"]), item["ttl"]
+                        partial(
+                            self.api.send_envelope,
+                            send_id=item["mailbox"],
+                            envelope=_b(item["envelope"]),
+                            ttl=item["ttl"],
                         ),
                     )
                 except ApiError as error:
@@ -927,7 +931,7 @@ class Courier:
             while True:
                 try:
                     answer = self._with_home(
-                        lambda token, r=receive_id, s=signer: self.api.fetch_envelopes(token, r, s)
+                        partial(self.api.fetch_envelopes, receive_id=receive_id, signer=signer)
                     )
                 except ApiError as error:
                     if error.code == "mailbox_not_found":
@@ -947,8 +951,8 @@ class Courier:
                         acks.append(item["id"])
                 if acks:
                     self._with_home(
-                        lambda token, r=receive_id, s=signer, a=acks: self.api.acknowledge(
-                            token, r, s, a
+                        partial(
+                            self.api.acknowledge, receive_id=receive_id, signer=signer, ids=acks
                         )
                     )
                 if not answer["more"] or not acks:
@@ -1162,8 +1166,11 @@ class Courier:
             signer = _signer(_b(box["owner"]))
             answer = self._with_session(
                 name,
-                lambda token, b=box, s=signer: self.api.extend_mailbox(
-                    token, b["receive_id"], s, ttl
+                partial(
+                    self.api.extend_mailbox,
+                    receive_id=box["receive_id"],
+                    signer=signer,
+                    ttl_seconds=ttl,
                 ),
             )
             with self.store.transaction() as state:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from courier.api import unb64u
+from courier.api import b64u, unb64u
 from courier.store import Store
 from tests.cli.e2e import Person, count_rows, find_leaks, stored_and_logged
 from tests.support.servers import ServerStack
@@ -46,7 +46,8 @@ def identity_secrets(person: Person) -> dict[str, bytes]:
     for label, key in (("signing seed", seed), ("identity DH key", dh)):
         out[f"{person.name}'s {label}"] = key
         out[f"{person.name}'s {label} (hex)"] = key.hex().encode()
-        out[f"{person.name}'s {label} (base64url)"] = state["identity"].encode()
+        out[f"{person.name}'s {label} (base64url)"] = b64u(key).encode()
+    out[f"{person.name}'s identity (as stored in the state)"] = state["identity"].encode()
     return out
 
 

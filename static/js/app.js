@@ -144,12 +144,20 @@ async function createIdentity() {
   app.intro = intro;
   app.profile = { handle: b64uEncode(p.randomBytes(16)), introPublic, nextPrekeyId: 2, autoLock: 5, seen: [], createdAt: nowSeconds() };
   app.secrets = { signed: new Map(), oneTime: new Map(), pqLastResort: new Map(), pqOneTime: new Map() };
-  status("Publishing your public keys…");
-  await publishBundle(idBytes, true);
-  status("Opening your mailbox…");
-  const mailbox = await newMailbox();
-  app.profile.introMailbox = mailbox;
-  await saveProfile();
+  try {
+    status("Publishing your public keys…");
+    await publishBundle(idBytes, true);
+    status("Opening your mailbox…");
+    const mailbox = await newMailbox();
+    app.profile.introMailbox = mailbox;
+    await saveProfile();
+  } catch (e) {
+    // A half-made identity is no use to anyone: remove it, so "Create" can simply be retried.
+    Object.assign(app, { vault: null, identity: null, intro: null, profile: null, secrets: null, token: null });
+    await wipe();
+    status("");
+    throw e;
+  }
   status("");
   await enter();
 }
@@ -201,8 +209,12 @@ async function publishBundle(idBytes, first) {
 async function unlock() {
   status("Unlocking…");
   const vault = await Vault.unlock($("#unlock-passphrase").value);
+  const profile = await vault.get("profile");
+  if (!profile || !profile.introMailbox) {
+    throw new UserError("The Courier data in this browser is incomplete: making it was interrupted. Delete everything and create a new identity.");
+  }
   app.vault = vault;
-  app.profile = await vault.get("profile");
+  app.profile = profile;
   app.identity = {
     signing: await vault.getKey("identity.signing"),
     dh: await vault.getKey("identity.dh"),
@@ -695,7 +707,7 @@ async function openIntro(envelope) {
   if (header.oneTimePrekeyId !== null) await app.vault.deleteKey(`otpk.${header.oneTimePrekeyId}`);
   if (header.pqPrekeyKind === keys.PQ_KIND_ONE_TIME) await app.vault.deleteKey(`pqotpk.${header.pqPrekeyId}`);
   const c = {
-    id: b64uEncode(p.randomBytes(9)), name: "New contact", identityKey: header.initiator.identityKey,
+    id: b64uEncode(p.randomBytes(9)), name: `New contact ${toHex(await keys.fingerprint(header.initiator.identityKey)).slice(0, 6)}`, identityKey: header.initiator.identityKey,
     fingerprint: await keys.fingerprint(header.initiator.identityKey), verified: false, role: "responder",
     introTag: tag, myMailbox: null, theirMailbox: null, session: session.toBytes(), timer: 0, unread: 0,
     lastText: "", lastAt: nowSeconds(), createdAt: nowSeconds(),

@@ -149,3 +149,24 @@ def test_a_second_tab_of_the_same_browser_steps_aside(courier_server, new_contex
     second.goto(courier_server + "/app")
     second.locator("#loading", has_text="already open in another tab").wait_for(timeout=TIMEOUT)
     assert second.locator("#screen-unlock").is_hidden()
+
+
+def test_creating_an_identity_without_the_server_fails_plainly_and_can_be_retried(
+    courier_server, new_context, problems
+):
+    context = new_context()
+    page = context.new_page()
+    page.goto(courier_server + "/app")
+    page.wait_for_selector("#screen-create:not([hidden])")
+    # The keys are made offline; publishing them needs the server.
+    page.route("**/api/v1/keys/**", lambda route: route.abort())
+    page.get_by_test_id("passphrase").first.fill(PASSPHRASE)
+    page.fill("#create-confirm", PASSPHRASE)
+    page.get_by_test_id("create-identity").click()
+    page.locator("#error", has_text="Cannot reach the server").wait_for(timeout=TIMEOUT)
+    page.unroute("**/api/v1/keys/**")
+    # Chromium logs the request we made fail; that one, and only that one, is expected.
+    assert [item for item in problems.items if "net::ERR_FAILED" not in item] == []
+    problems.items.clear()
+    page.get_by_test_id("create-identity").click()
+    page.wait_for_selector("#screen-chats:not([hidden])", timeout=TIMEOUT)

@@ -7,6 +7,7 @@ The pair is set up once for the module (making identities is deliberately slow: 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from .conftest import PageProblems, watched_context
@@ -214,3 +216,29 @@ def test_the_conversation_reads_on_a_phone_sized_screen(pair: Pair) -> None:
     assert width <= 390  # nothing overflows sideways
     screenshot(bob, "phone-conversation")
     bob.set_viewport_size({"width": 900, "height": 800})
+
+
+def test_garbage_sent_to_a_contact_link_is_ignored(pair: Pair, courier_server: str) -> None:
+    """Anyone holding Bob's link can post to his intro mailbox; noise must change nothing."""
+    bob = pair.bob
+    link = invite_link(bob)
+    raw = base64.urlsafe_b64decode(link.split("#", 1)[1] + "==")
+    handle_len = raw[1]
+    mailbox = raw[3 + handle_len : 3 + handle_len + raw[2 + handle_len]].decode()
+    token = httpx.post(f"{courier_server}/api/v1/sessions", json={}).json()["token"]
+    for size in (1024, 4096):
+        answer = httpx.post(
+            f"{courier_server}/api/v1/mailboxes/{mailbox}/envelopes",
+            content=b"\x01" + os.urandom(size - 1),
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        assert answer.status_code == 201
+    open_first_contact(bob)
+    open_first_contact(pair.alice)
+    send_text(pair.alice, "Still here after the noise")
+    wait_for_message(bob, "Still here after the noise", "in")
+    bob.click("a[data-route=chats]")
+    assert bob.get_by_test_id("contact-item").count() == 1

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from courier.api import Push, unb64u
+from courier.api import Push, b64u, unb64u
 from courier.client import ClientError, Courier, Event, Queued, _signer
 from courier.crypto.link import parse_contact_link
 from courier.store import WrongPassphrase
@@ -380,3 +380,61 @@ def test_a_received_file_disappears_with_its_message(make_client, tmp_path: Path
     assert bob.messages("alice") == []
     assert not saved.exists()
     assert source.exists()  # the sender's own file is not touched
+
+
+def test_an_expired_session_is_replaced_by_a_new_one(make_client) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    connect(alice, bob)
+    stale = alice._state()["contacts"]["bob"]["session_api"]["token"]
+    with alice.store.transaction() as state:
+        # As if the server had purged the session: the token is unknown to it.
+        state["contacts"]["bob"]["session_api"]["token"] = b64u(os.urandom(32))
+    alice.send_text("bob", "with a fresh session")
+    assert texts(bob.receive()) == ["with a fresh session"]
+    fresh = alice._state()["contacts"]["bob"]["session_api"]["token"]
+    assert fresh != stale
+
+
+def test_listen_replaces_a_home_session_the_relay_refuses(make_client) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    connect(alice, bob)
+    with bob.store.transaction() as state:
+        state["home_session"]["token"] = b64u(os.urandom(32))
+    got: list[Event] = []
+    statuses: list[str] = []
+    stop = threading.Event()
+    listener = Courier(bob.home, "passphrase of bob")
+    # maintain() would replace the token over HTTP first; make the socket be the one to notice.
+    listener.maintain = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(
+        target=listener.listen,
+        args=(got.append,),
+        kwargs={"stop": stop.is_set, "on_status": statuses.append},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        alice.send_text("bob", "through a new session")
+        deadline = time.monotonic() + 30
+        while not texts(got) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(10)
+        listener.close()
+    assert texts(got) == ["through a new session"], statuses
+    assert any("unauthorized" in s for s in statuses)
+
+
+def test_mailboxes_are_extended_before_they_expire(make_client) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    connect(alice, bob)
+    soon = int(time.time()) + 60
+    with bob.store.transaction() as state:
+        state["intro"]["expires_at"] = soon
+        state["contacts"]["alice"]["mailbox"]["expires_at"] = soon
+    bob.maintain()
+    state = bob._state()
+    longest = state["policy"]["mailboxes"]["max_ttl_seconds"]
+    for box in (state["intro"], state["contacts"]["alice"]["mailbox"]):
+        assert box["expires_at"] > time.time() + longest - 3600

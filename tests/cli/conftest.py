@@ -24,6 +24,9 @@ SERVER_ENV = {
     "PURGE_INTERVAL_SECONDS": "1",
     # Stored times are rounded to this; a second keeps expiry tests short.
     "TIME_GRANULARITY_SECONDS": "1",
+    # Production asks for a proof of work before minting a session; so does this server, so
+    # that every session the client mints here solves one.
+    "POW_DIFFICULTY": "10",
     # So that the signed prekey goes stale within a test and the client must rotate it.
     "SIGNED_PREKEY_ROTATION_SECONDS": "2",
 }

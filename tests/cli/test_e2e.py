@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,8 @@ def test_disappearing_messages_are_gone_from_both_clients_and_the_server(
     while count_rows(stack, "relay_envelope") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert count_rows(stack, "relay_envelope") == 0
+    # It was the purge job (beat -> worker) that deleted the envelope nobody fetched.
+    assert re.search(r"relay\.purge_expired\[.*'envelopes': [1-9]", stack.log_text("worker"))
     assert bob.events("receive") == []
     # The timer itself stays agreed on both sides.
     assert "timer 4 s" in bob.run("contacts").stdout

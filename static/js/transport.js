@@ -52,6 +52,7 @@ export const newChallenge = async () => b64uDecode((await call("POST", "/api/v1/
 
 // Owner-signed request (docs/api.md): sign over a fresh single-use challenge.
 async function signRequest(signingKey, method, path, body) {
+  path = path.split("?")[0]; // the query is not signed (docs/api/relay.md)
   const challenge = await newChallenge();
   const message = concat(REQUEST_CONTEXT, challenge, utf8(method.toUpperCase()), Uint8Array.of(0), utf8(path), Uint8Array.of(0), await p.sha256(body));
   return { "X-Courier-Challenge": b64uEncode(challenge), "X-Courier-Signature": b64uEncode(await p.ed25519Sign(signingKey, message)) };
@@ -118,6 +119,12 @@ export const extendMailbox = (token, receiveId, ttlSeconds, ownerKey) =>
 export const deleteMailbox = (token, receiveId, ownerKey) =>
   call("DELETE", `/api/v1/mailboxes/${receiveId}`, { token, signer: ownerKey });
 
+// The owner's HTTP fallback for when the socket cannot be used.
+export const fetchEnvelopes = (token, receiveId, ownerKey) =>
+  call("GET", `/api/v1/mailboxes/${receiveId}/envelopes?limit=50`, { token, signer: ownerKey });
+export const ackEnvelopes = (token, receiveId, ids, ownerKey) =>
+  call("POST", `/api/v1/mailboxes/${receiveId}/acks`, { token, body: { ids }, signer: ownerKey });
+
 // Sending needs only the mailbox's send id and a session: nothing says who sends.
 export const sendEnvelope = (token, sendId, envelope, ttl = null) =>
   call("POST", `/api/v1/mailboxes/${sendId}/envelopes${ttl ? `?ttl=${ttl}` : ""}`, { token, body: envelope });
@@ -125,7 +132,9 @@ export const sendEnvelope = (token, sendId, envelope, ttl = null) =>
 // The relay socket: authenticate in the first frame, subscribe each mailbox with its owner
 // key's signature over the socket's challenge, receive pushed envelopes, acknowledge them
 // once they are safely processed. Reconnects with exponential backoff and jitter, at once
-// when the browser comes back online or the page becomes visible again.
+// when the browser comes back online or the page becomes visible again. When sockets keep
+// failing before they are ready (a proxy that drops WebSockets), it polls the owner-signed
+// HTTP fallback every few seconds until a socket works again.
 export class Relay {
   constructor({ getToken, renewToken, onEnvelope, onState }) {
     this.getToken = getToken;
@@ -141,6 +150,9 @@ export class Relay {
     this.queue = Promise.resolve();
     this.reconnectTimer = null;
     this.pingTimer = null;
+    this.failures = 0;
+    this.pollTimer = null;
+    this.polling = false;
     this.wake = () => { if (!this.stopped && (!this.ws || this.ws.readyState > 1)) this.connect(true); };
     window.addEventListener("online", this.wake);
     document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") this.wake(); });
@@ -178,7 +190,9 @@ export class Relay {
     ws.onclose = () => {
       clearInterval(this.pingTimer);
       if (this.ws !== ws) return;
-      this.onState("offline");
+      if (!ws.wasReady) this.failures += 1;
+      if (this.failures >= 2) this.startPolling();
+      this.onState(this.pollTimer ? "polling" : "offline");
       if (this.stopped) return;
       const delay = now ? 200 : this.backoff * (0.75 + Math.random() / 2);
       this.backoff = Math.min(this.backoff * 2, 30000);
@@ -190,6 +204,9 @@ export class Relay {
     if (frame.type === "ready" || frame.type === "challenge") {
       this.challenge = b64uDecode(frame.challenge, 32);
       if (frame.type === "ready") {
+        this.ws.wasReady = true;
+        this.failures = 0;
+        this.stopPolling();
         this.backoff = 1000;
         this.onState("online");
         clearInterval(this.pingTimer);
@@ -230,8 +247,48 @@ export class Relay {
     });
   }
 
+  startPolling() {
+    if (this.pollTimer || this.stopped) return;
+    this.pollTimer = setInterval(() => this.poll(), 4000);
+    this.poll();
+  }
+
+  stopPolling() {
+    clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  async poll() {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      for (const [receiveId, key] of this.mailboxes) {
+        const { envelopes } = await fetchEnvelopes(await this.getToken(), receiveId, key);
+        if (!envelopes.length) continue;
+        const done = [];
+        for (const e of envelopes) {
+          this.queue = this.queue.then(async () => {
+            try {
+              await this.onEnvelope(receiveId, e.id, b64uDecode(e.envelope));
+              done.push(e.id);
+            } catch (err) {
+              console.warn("an envelope will be retried:", err.message);
+            }
+          });
+        }
+        await this.queue;
+        if (done.length) await ackEnvelopes(await this.getToken(), receiveId, done, key);
+      }
+    } catch (e) {
+      console.warn("polling the mailboxes failed; retrying:", e.message);
+    } finally {
+      this.polling = false;
+    }
+  }
+
   stop() {
     this.stopped = true;
+    this.stopPolling();
     clearTimeout(this.reconnectTimer);
     clearInterval(this.pingTimer);
     window.removeEventListener("online", this.wake);

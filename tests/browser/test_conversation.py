@@ -26,6 +26,7 @@ from .flows import (
     invite_link,
     open_first_contact,
     send_text,
+    unlock,
     wait_for_message,
 )
 from .shots import screenshot
@@ -242,3 +243,19 @@ def test_garbage_sent_to_a_contact_link_is_ignored(pair: Pair, courier_server: s
     wait_for_message(bob, "Still here after the noise", "in")
     bob.click("a[data-route=chats]")
     assert bob.get_by_test_id("contact-item").count() == 1
+
+
+def test_without_websockets_messages_still_arrive_by_polling(pair: Pair) -> None:
+    """A network that drops WebSockets: the client falls back to owner-signed HTTP fetches.
+    (Last in this module: Bob's context keeps refusing sockets afterwards.)"""
+    alice, bob = pair.alice, pair.bob
+    bob.context.route_web_socket("**/ws/v1/relay", lambda ws: ws.close())
+    bob.reload()
+    unlock(bob)
+    bob.locator("#connection[data-state=polling]").wait_for(timeout=TIMEOUT)
+    open_first_contact(bob)
+    open_first_contact(alice)
+    send_text(alice, "Delivered without a socket")
+    wait_for_message(bob, "Delivered without a socket", "in")
+    send_text(bob, "Answered without a socket")
+    wait_for_message(alice, "Answered without a socket", "in")

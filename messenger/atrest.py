@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import time
 from datetime import datetime
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,28 +68,47 @@ def _unwrap(epoch: int, wrapped: bytes) -> bytes:
     return AESGCM(_master_key()).decrypt(bytes(wrapped[:12]), bytes(wrapped[12:]), ad)
 
 
-# Unwrapped keys are cached per process; a destroyed key is dropped from the cache when
-# the destroying process notices, and other processes stop using it when its row is gone.
-_key_cache: dict[int, tuple[int, bytes]] = {}
+# Unwrapped keys are cached per process for a short time, so the relay's hot path (one
+# seal per send, one open per push) does not query the key table every time. The cache
+# is bounded in time so that a key destroyed by beat in another process stops being usable
+# here within KEY_CACHE_SECONDS; its data has expired before that anyway, and every read
+# filters expired rows.
+KEY_CACHE_SECONDS = 30.0
+_key_cache: dict[int, tuple[int, bytes, float]] = {}  # key id -> (epoch, key, loaded at)
+_current: dict[int, tuple[int, float]] = {}  # epoch -> (key id for new data, chosen at)
+
+
+def _fresh(loaded_at: float) -> bool:
+    return time.monotonic() - loaded_at < KEY_CACHE_SECONDS
 
 
 def _current_key(epoch: int) -> tuple[int, bytes]:
+    chosen = _current.get(epoch)
+    if chosen is not None and _fresh(chosen[1]):
+        cached = _key_cache.get(chosen[0])
+        if cached is not None and _fresh(cached[2]):
+            return chosen[0], cached[1]
     row = EpochKey.objects.filter(epoch=epoch, retired=False).order_by("-id").first()
     if row is None:
         # Two processes may both create a key for a new epoch; both keys are valid and
         # both are destroyed with the epoch, so no lock is needed.
         key = AESGCM.generate_key(bit_length=256)
         row = EpochKey.objects.create(epoch=epoch, wrapped_key=_wrap(epoch, key))
+    _current[epoch] = (row.pk, time.monotonic())
     return row.pk, _load_key(row.pk, epoch, bytes(row.wrapped_key))
 
 
 def _load_key(key_id: int, epoch: int, wrapped: bytes) -> bytes:
-    cached = _key_cache.get(key_id)
-    if cached is not None:
-        return cached[1]
     key = _unwrap(epoch, wrapped)
-    _key_cache[key_id] = (epoch, key)
+    _key_cache[key_id] = (epoch, key, time.monotonic())
     return key
+
+
+def _forget(key_id: int) -> None:
+    _key_cache.pop(key_id, None)
+    for epoch, (current_id, _) in list(_current.items()):
+        if current_id == key_id:
+            _current.pop(epoch, None)
 
 
 def seal(plaintext: bytes, *, expires_at: datetime, context: bytes) -> bytes:
@@ -104,11 +124,15 @@ def open_sealed(record: bytes, *, context: bytes) -> bytes:
     version, key_id, nonce = HEADER.unpack_from(record)
     if version != FORMAT_VERSION:
         raise ValueError("unknown at-rest record version")
-    row = EpochKey.objects.filter(pk=key_id).first()
-    if row is None:
-        _key_cache.pop(key_id, None)
-        raise KeyDestroyed(key_id)
-    key = _load_key(key_id, row.epoch, bytes(row.wrapped_key))
+    cached = _key_cache.get(key_id)
+    if cached is not None and _fresh(cached[2]):
+        key = cached[1]
+    else:
+        row = EpochKey.objects.filter(pk=key_id).first()
+        if row is None:
+            _forget(key_id)
+            raise KeyDestroyed(key_id)
+        key = _load_key(key_id, row.epoch, bytes(row.wrapped_key))
     ad = AD_CONTEXT + struct.pack(">Q", key_id) + context
     return AESGCM(key).decrypt(nonce, bytes(record[HEADER.size :]), ad)
 
@@ -127,10 +151,20 @@ def rotate_epoch_keys(now: datetime | None = None) -> dict[str, int]:
     doomed.update(wrapped_key=b"\x00" * 40)
     destroyed, _ = EpochKey.objects.filter(pk__in=ids).delete()
     for key_id in ids:
-        _key_cache.pop(key_id, None)
+        _forget(key_id)
     return {"destroyed": destroyed}
 
 
 def retire_current_keys() -> int:
-    """Operator's "rotate now": new data goes under fresh keys; old ones still decrypt."""
+    """Operator's "rotate now": new data goes under fresh keys; old ones still decrypt.
+
+    Other processes move to the fresh keys within KEY_CACHE_SECONDS.
+    """
+    _current.clear()
     return EpochKey.objects.filter(retired=False).update(retired=True)
+
+
+def clear_key_caches() -> None:
+    """Forget every unwrapped key of this process (tests, and after a master-key change)."""
+    _key_cache.clear()
+    _current.clear()

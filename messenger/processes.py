@@ -13,8 +13,11 @@ def web_command(host: str, port: int, *, proxy_headers: bool = False) -> list[st
     command = [sys.executable, "-m", "daphne", "-v", "0", "-b", host, "-p", str(port)]
     if proxy_headers:
         command.append("--proxy-headers")
-    # Idle sockets are closed by the relay itself; these are daphne's outer limits.
+    # Idle sockets are closed by the relay itself; these are daphne's outer limits. The
+    # message cap keeps daphne from buffering up to its 1 MiB default before the relay can
+    # refuse a frame: twice the largest envelope bucket is plenty.
     command += ["--websocket_timeout", "86400", "--ping-interval", "20"]
+    command += ["--websocket-max-message-size", "131072", "--websocket-max-frame-size", "131072"]
     return [*command, "messenger.asgi:application"]
 
 

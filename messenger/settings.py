@@ -78,6 +78,15 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    # A connection pool per process: without it every request (and every database call
+    # of a WebSocket consumer) opens a new PostgreSQL connection.
+    DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 8)
+    if DATABASE_POOL_SIZE > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": DATABASE_POOL_SIZE,
+            "timeout": 10,
+        }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -59,6 +59,10 @@ def max_binary_frame() -> int:
     return SEND_HEADER.size + max(settings.ENVELOPE_BUCKETS)
 
 
+def _pooled() -> bool:
+    return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
+
+
 def _run_in_db_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return function(*args, **kwargs)
@@ -67,6 +71,11 @@ def _run_in_db_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> 
         # this thread; Django reconnects lazily on the next query.
         connection.close()
         raise
+    finally:
+        if _pooled():
+            # With a pool, closing hands the connection back (cheaply); a thread that
+            # kept it would starve the pool.
+            connection.close()
 
 
 def _parallel_database() -> bool:
@@ -76,9 +85,10 @@ def _parallel_database() -> bool:
 async def in_db(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run one self-contained ORM call (its own transaction, if any) off the event loop.
 
-    Not `database_sync_to_async`: it closes the connection after every call when
-    CONN_MAX_AGE is 0 (the PostgreSQL setting), which would cost a new connection per
-    pushed envelope. This keeps each thread's connection and drops it only when it breaks.
+    Not `database_sync_to_async`: without a connection pool it would close the connection
+    after every call (CONN_MAX_AGE is 0), costing a new connection per pushed envelope.
+    Without a pool this keeps each thread's connection and drops it only when it breaks;
+    with the pool (the PostgreSQL default) it returns the connection after each call.
 
     On PostgreSQL the calls run in the loop's thread pool, one connection per thread: a
     commit waits for the WAL flush (about 7 ms on this machine), and commits from several

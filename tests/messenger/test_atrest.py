@@ -61,3 +61,16 @@ def test_retiring_keys_moves_new_data_to_a_fresh_key_and_old_data_still_opens() 
     after = atrest.seal(b"after", expires_at=expires, context=b"")
     assert atrest.key_id_of(before) != atrest.key_id_of(after)
     assert atrest.open_sealed(before, context=b"") == b"before"
+
+
+def test_a_key_destroyed_by_another_process_stops_working_once_the_cache_lapses(
+    monkeypatch,
+) -> None:
+    expires = timezone.now() + timedelta(minutes=1)
+    record = atrest.seal(b"r", expires_at=expires, context=b"")
+    # Another process (beat) deletes the key row; this process still holds it briefly.
+    EpochKey.objects.all().delete()
+    assert atrest.open_sealed(record, context=b"") == b"r"
+    monkeypatch.setattr(atrest, "KEY_CACHE_SECONDS", 0.0)
+    with pytest.raises(atrest.KeyDestroyed):
+        atrest.open_sealed(record, context=b"")

@@ -269,6 +269,8 @@ def cmd_messages(args: argparse.Namespace, client: Courier, out: TextIO) -> int:
             )
         else:
             what = f"[timer {m['seconds']} s]"
+        if m["dir"] == "out" and m.get("status") in ("queued", "delivered", "failed"):
+            what += f"  ({m['status']})"
         out.write(f"[{_clock(m['at'])}] {who}: {what}\n")
     return 0
 

@@ -869,20 +869,38 @@ class Courier:
             contact["their_intro"] = None
             return []
         if isinstance(message, msgs.ReceiptMessage):
+            delivered = {_s(i) for i in message.message_ids}
+            for record in contact["messages"]:
+                if record["dir"] == "out" and record["id"] in delivered:
+                    record["status"] = "delivered"
             return []
         if isinstance(message, msgs.TimerMessage):
             contact["timer"] = message.seconds
             record = self._record(contact, message, "in")
             return [Event("timer", name, record)]
         record = self._record(contact, message, "in")
+        self._queue_receipt(state, name, message.id)
         kind = "file" if isinstance(message, msgs.FileMessage) else "message"
         return [Event(kind, name, record)]
+
+    def _queue_receipt(self, state: dict[str, Any], name: str, message_id: bytes) -> None:
+        """Tell the sender its message arrived (both clients show delivery). Before we have
+        answered a new contact, the receipt waits until reply_here has been queued."""
+        contact = state["contacts"][name]
+        if contact["mailbox"] is None:
+            contact.setdefault("pending_receipts", []).append(_s(message_id))
+        elif contact["their_mailbox"] is not None or contact["their_intro"] is not None:
+            self._queue(state, name, msgs.ReceiptMessage(self._mid(), _now(), (message_id,)))
 
     def _after_receive(
         self, events: list[Event], download: bool, progress: Progress | None
     ) -> list[Event]:
         """Work that needs the network after a receive: answer new contacts, fetch files."""
         more: list[Event] = []
+        if any(e.kind in ("message", "file") for e in events):
+            # Receipts; if the server is busy they go out with the next flush.
+            with contextlib.suppress(TransportError, ApiError):
+                self.flush_outbox()
         for event in events:
             if event.kind == "contact":
                 self._answer_new_contact(event.contact)
@@ -911,6 +929,10 @@ class Courier:
                 return
             contact["mailbox"] = mailbox
             self._queue(state, name, msgs.ReplyHereMessage(self._mid(), _now(), mailbox["send_id"]))
+            pending = tuple(_b(i) for i in contact.pop("pending_receipts", []))
+            for start in range(0, len(pending), 100):
+                receipt = msgs.ReceiptMessage(self._mid(), _now(), pending[start : start + 100])
+                self._queue(state, name, receipt)
         self.flush_outbox()
 
     def finish_pending(self) -> None:

@@ -438,3 +438,17 @@ def test_mailboxes_are_extended_before_they_expire(make_client) -> None:
     longest = state["policy"]["mailboxes"]["max_ttl_seconds"]
     for box in (state["intro"], state["contacts"]["alice"]["mailbox"]):
         assert box["expires_at"] > time.time() + longest - 3600
+
+
+def test_delivery_receipts_mark_sent_messages_delivered(make_client) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    alice.add_contact(bob.contact_link(), "bob")
+    alice.send_text("bob", "before you answered")
+    bob.receive()  # accepts, answers reply_here, then the receipt
+    alice.send_text("bob", "after")
+    assert [m["status"] for m in alice.messages("bob")] == ["sent", "sent"]
+    assert alice.receive() == []
+    assert [m["status"] for m in alice.messages("bob")] == ["delivered", "sent"]
+    bob.receive()
+    alice.receive()
+    assert [m["status"] for m in alice.messages("bob")] == ["delivered", "delivered"]

@@ -66,11 +66,16 @@ function route() {
   clearError();
   const [, name, id] = (location.hash || "#/chats").split("/");
   app.current = null;
-  if (name === "chat" && app.contacts.has(id)) { app.current = id; renderConversation(); show("conversation"); }
-  else if (name === "contact" && app.contacts.has(id)) { renderContact(id); show("contact"); }
-  else if (name === "add") { renderInvite(); show("add"); }
-  else if (name === "settings") { $("#autolock").value = String(app.profile.autoLock ?? 5); show("settings"); }
-  else { renderChats(); show("chats"); }
+  let screen;
+  if (name === "chat" && app.contacts.has(id)) { app.current = id; renderConversation(); screen = "conversation"; }
+  else if (name === "contact" && app.contacts.has(id)) { renderContact(id); screen = "contact"; }
+  else if (name === "add") { renderInvite(); screen = "add"; }
+  else if (name === "settings") { $("#autolock").value = String(app.profile.autoLock ?? 5); screen = "settings"; }
+  else { renderChats(); screen = "chats"; }
+  show(screen);
+  // Move the focus into the new screen, so keyboard and screen-reader users land there.
+  const target = screen === "conversation" ? $("#compose-input") : $(`#screen-${screen} h1`);
+  if (target) { if (target.tagName === "H1") target.tabIndex = -1; target.focus({ preventScroll: true }); }
 }
 
 // --- Create, unlock, lock, wipe ----------------------------------------------------------
@@ -118,6 +123,9 @@ async function boot() {
   $("#settings-form").addEventListener("submit", (e) => { e.preventDefault(); saveSettings(); });
   window.addEventListener("hashchange", route);
   window.addEventListener("online", () => { if (app.vault) flushOutboxes(); });
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible" && app.current) renderConversation();
+  });
   for (const ev of ["pointerdown", "keydown"]) document.addEventListener(ev, armAutoLock, { passive: true });
   setInterval(tick, 1000);
 }

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -24,7 +25,7 @@ import redis
 from courier.crypto.identity import Identity, bundle_to_json, generate_bundle
 from messenger.beat import alive_beats, current_leader
 from messenger.codec import b64u_decode, b64u_encode
-from tests.deploy.support import DOCKER, wait_for
+from tests.deploy.support import DOCKER, ENTRYPOINT, compose_environment, wait_for
 from tests.deploy.topology import (
     MINTED_TOKENS,
     Deployment,
@@ -127,8 +128,25 @@ def receive_pushes(socket, count: int, timeout: float = 15) -> dict[str, bytes]:
 # --- the deployment as an operator sees it --------------------------------------------
 
 
-def test_check_deploy_is_clean_with_the_compose_environment(deployment: Deployment) -> None:
-    result = deployment.entrypoint("manage", "check", "--deploy", "--fail-level", "WARNING")
+def test_check_deploy_is_clean_with_the_compose_environment(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    # Exactly what a compose service sees (no test adjustments), with this deployment's
+    # database and Redis, while its beat runs.
+    env = compose_environment(
+        tmp_path,
+        service="web",
+        database_url=deployment.database_url,
+        redis_url=deployment.env["REDIS_URL"],
+    )
+    assert env["PRODUCTION"] == "true" and env["ALLOWED_HOSTS"] == "chat.example.org"
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "manage", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -374,7 +373,7 @@ def test_killing_a_node_loses_no_envelope_a_client_was_told_was_accepted(
     thread = threading.Thread(target=sender)
     thread.start()
     wait_for(lambda: len(accepted) >= 10, 30, "sends before the kill")
-    deployment.stop("web-a", signal.SIGKILL)
+    deployment.kill("web-a")
     killed.set()
     thread.join(60)
     assert not thread.is_alive()

@@ -10,17 +10,14 @@ sends `X-Forwarded-Proto: https`, which the nodes read through --proxy-headers.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
@@ -33,16 +30,11 @@ from messenger.sessions import solve_proof_of_work
 from messenger.signing import signed_request_bytes
 from tests.deploy.support import ENTRYPOINT, ROOT, compose_environment, wait_for
 from tests.support.relay_protocol import Owner, auth_frame, subscribe_frame
+from tests.support.servers import HOST, ManagedProcess, free_port
 
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
 # Every session token the clients were given, so a test can look for them in the logs.
 MINTED_TOKENS: list[str] = []
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -61,12 +53,14 @@ def own_database(server_url: str) -> Iterator[str]:
 
 @dataclass
 class Deployment:
+    """The compose services as processes: each one `sh docker/entrypoint.sh <role> ...`,
+    managed by tests/support/servers.py's ManagedProcess (logs, SIGTERM/SIGKILL)."""
+
     env: dict[str, str]
     logs: Path
     database_url: str
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
-    _files: list[IO[bytes]] = field(default_factory=list)
 
     # --- processes -------------------------------------------------------------------
     def entrypoint(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -80,56 +74,46 @@ class Deployment:
             timeout=timeout,
         )
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")
-        self._files.append(log)
-        process = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), *args],
-            cwd="/",
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    def start(self, name: str, *args: str) -> ManagedProcess:
+        # The entrypoint execs into the server, so the process's pid is the server's own
+        # and signals reach daphne or celery directly, as `docker stop` would.
+        process = ManagedProcess(
+            name, ["sh", str(ENTRYPOINT), *args], self.env, self.logs / f"{name}.log"
         )
         self.processes[name] = process
+        process.start()
         return process
 
     def start_web(self, name: str) -> int:
         port = free_port()
         self.ports[name] = port
-        self.start(name, "web", "--host", "127.0.0.1", "--port", str(port), "--proxy-headers")
-        wait_for(lambda: self._healthy(port), 60, f"{name} to answer /healthz")
+        self.start(name, "web", "--host", HOST, "--port", str(port), "--proxy-headers")
+        wait_for(lambda: self._healthy(name, port), 60, f"{name} to answer /healthz")
         return port
 
-    def _healthy(self, port: int) -> bool:
+    def _healthy(self, name: str, port: int) -> bool:
+        assert self.processes[name].alive, f"{name} exited:\n{self.processes[name].tail()}"
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+            return httpx.get(f"http://{HOST}:{port}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
-        process = self.processes[name]
-        if process.poll() is None:
-            # The entrypoint exec'd into the server, so the pid is the server's own.
-            os.kill(process.pid, sig)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+    def stop(self, name: str) -> None:
+        self.processes[name].stop(timeout=20)
+
+    def kill(self, name: str) -> None:
+        self.processes[name].kill()
 
     def stop_all(self) -> None:
         # SIGTERM to all first, so they shut down side by side.
         for process in self.processes.values():
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGTERM)
-        for name in self.processes:
-            self.stop(name)
-        for log in self._files:
-            log.close()
+            if process.alive:
+                process.popen.terminate()
+        for process in self.processes.values():
+            process.stop(timeout=20)
 
     def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")
+        return self.processes[name].log.read_text(errors="replace")
 
     # --- clients ---------------------------------------------------------------------
     def node(self, name: str) -> Node:

@@ -73,6 +73,7 @@ def test_a_missing_passphrase_is_a_clear_error(
     assert code == 1 and "COURIER_PASSPHRASE" in err
 
 
+@pytest.mark.e2e
 def test_init_link_add_safety_verify_and_errors(
     stack: ServerStack,
     tmp_path: Path,
@@ -119,3 +120,18 @@ def test_init_link_add_safety_verify_and_errors(
     assert code == 1 and "timer" in err
     code, _, err = run(["--home", bob, "send-file", "alice", str(tmp_path / "nope")], capsys)
     assert code == 1 and "no such file" in err
+
+
+def test_it_is_installed_as_the_courier_console_script() -> None:
+    import subprocess
+    import sys
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["courier"] == "courier.cli:main"
+    # The script pip generated for this environment (`pip install -e .` after courier/ exists).
+    script = Path(sys.executable).parent / "courier"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: courier")

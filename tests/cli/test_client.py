@@ -17,6 +17,9 @@ from courier.store import WrongPassphrase
 from tests.cli.conftest import connect
 from tests.support.servers import ServerStack, free_port
 
+# Every test here talks to real server processes (tests/cli/conftest.py, `stack`).
+pytestmark = pytest.mark.e2e
+
 
 def texts(events: list[Event]) -> list[str]:
     return [e.message["body"] for e in events if e.kind == "message"]

@@ -88,7 +88,7 @@ def test_two_people_chat_through_a_restart_send_20_mb_and_the_server_learns_noth
     bob.run("send", "alice", said["b1"])
     assert texts(alice.events("receive")) == [said["b1"]]
 
-    listener = bob.listen()
+    listener = bob.listen("--progress")
     try:
         listener.wait_for("status", timeout=30)
         for name in ("web0", "worker", "beat"):
@@ -104,6 +104,7 @@ def test_two_people_chat_through_a_restart_send_20_mb_and_the_server_learns_noth
     finally:
         err = listener.stop()
     assert "Traceback" not in err
+    assert "Downloading [" in err and "100%" in err  # the receiving progress bar
     received = Path(done["text"])
     assert hashlib.sha256(received.read_bytes()).digest() == hashlib.sha256(data).digest()
     assert received.is_relative_to(bob.home / "downloads")

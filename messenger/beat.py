@@ -24,6 +24,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -41,10 +42,10 @@ _REFRESH = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('exp
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"  # noqa: E501
 
 
-def deployment_id(db: dict[str, Any] | None = None) -> str:
+def deployment_id(db: Mapping[str, Any] | None = None) -> str:
     """What identifies one deployment: its database (host, port, name)."""
-    db = db or settings.DATABASES["default"]
-    where = f"{db.get('ENGINE')}|{db.get('HOST', '')}|{db.get('PORT', '')}|{db.get('NAME')}"
+    config: Mapping[str, Any] = db or settings.DATABASES["default"]
+    where = "|".join(str(config.get(part, "")) for part in ("ENGINE", "HOST", "PORT", "NAME"))
     return hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
@@ -75,7 +76,7 @@ def alive_beats(client: redis.Redis | None = None, deployment: str | None = None
 def current_leader(client: redis.Redis | None = None, deployment: str | None = None) -> str | None:
     client = client or redis_client()
     value = client.get(leader_key(deployment))
-    return value.decode() if value else None
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def new_beat_id() -> str:

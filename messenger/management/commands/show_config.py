@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -47,7 +47,7 @@ def master_key_id() -> str:
 
 def effective_configuration() -> dict[str, Any]:
     database = settings.DATABASES["default"]
-    storage = settings.STORAGES["blobs"]
+    storage = cast(dict[str, Any], settings.STORAGES["blobs"])
     variables = {
         name: shown_value(name, os.environ[name])
         for name in sorted(READ_VARIABLES)

@@ -186,7 +186,15 @@ class Courier:
             "policy": None,
         }
         client.store.create(state)
-        client.setup_server()
+        try:
+            client.setup_server()
+        except BaseException:
+            # Half an identity (say the server was unreachable) is worth nothing; remove it so
+            # that `init` can simply be run again. Whatever reached the server expires there.
+            client.close()
+            with contextlib.suppress(FileNotFoundError):
+                client.store.path.unlink()
+            raise
         return client
 
     def setup_server(self) -> None:

@@ -62,6 +62,9 @@ def test_an_unreachable_server_is_a_clear_error(
     code, _, err = run(["--home", str(tmp_path), "init", "--server", url], capsys)
     assert code == 1
     assert err.startswith("courier: error: cannot reach") and "Traceback" not in err
+    # Nothing half-made is left behind: init can be run again.
+    code, _, err = run(["--home", str(tmp_path), "init", "--server", url], capsys)
+    assert code == 1 and "cannot reach" in err
 
 
 def test_a_missing_passphrase_is_a_clear_error(

@@ -81,6 +81,7 @@ MAX_BACKOFF_SECONDS = 30.0
 PING_SECONDS = 60.0
 MAINTAIN_SECONDS = 600.0
 FILE_MAX_DOWNLOADS = 2
+OUTBOX_LOCK_FILE = "outbox.lock"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 Progress = Callable[[int, int], None]
@@ -633,6 +634,12 @@ class Courier:
         An envelope leaves the outbox only once the server accepted it (201). A mailbox that no
         longer exists drops the envelope; a network error leaves the rest for later.
         """
+        # One sender at a time per home: two processes posting the same envelope would make
+        # the peer drop the second copy as a replay (harmless, but noise).
+        with self.store.locked(OUTBOX_LOCK_FILE):
+            return self._flush_outbox()
+
+    def _flush_outbox(self) -> int:
         sent = 0
         while True:
             state = self._state()

@@ -109,10 +109,14 @@ class Store:
     # --- locking ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the home directory's exclusive lock (other courier processes wait)."""
+    def locked(self, name: str = LOCK_FILE) -> Iterator[None]:
+        """Hold the home directory's exclusive lock (other courier processes wait).
+
+        ``name`` selects another lock file for work that must not run twice at once but must
+        not hold the state lock either (sending the outbox over the network).
+        """
         self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.home / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.home / name, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -455,3 +455,27 @@ def test_delivery_receipts_mark_sent_messages_delivered(make_client) -> None:
     bob.receive()
     alice.receive()
     assert [m["status"] for m in alice.messages("bob")] == ["delivered", "delivered"]
+
+
+def test_two_processes_of_one_user_send_at_once_without_losing_or_doubling(
+    make_client,
+) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    connect(alice, bob)
+
+    def sender(tag: str) -> None:
+        client = Courier(alice.home, "passphrase of alice")
+        try:
+            for i in range(5):
+                client.send_text("bob", f"{tag}{i}")
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=sender, args=(tag,)) for tag in "xy"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    events = bob.receive()
+    assert [e.kind for e in events if e.kind != "message"] == []  # nothing dropped as a replay
+    assert sorted(texts(events)) == [f"{t}{i}" for t in "xy" for i in range(5)]

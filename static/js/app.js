@@ -25,7 +25,7 @@ const app = {
   vault: null, profile: null, identity: null, intro: null, secrets: null, policy: null,
   buckets: DEFAULT_BUCKETS, contacts: new Map(), messages: new Map(), owners: new Map(),
   relay: null, token: null, current: null, pendingLink: null, fileUrls: new Map(),
-  serial: Promise.resolve(), lockTimer: null, flushing: new Set(), answering: new Set(),
+  serial: Promise.resolve(), lockTimer: null, flushing: new Set(), answering: new Map(),
 };
 
 // All state changes (ratchet steps above all) happen one at a time.
@@ -606,6 +606,10 @@ async function downloadFile(c, m, save) {
     if (!data) {
       const d = m.descriptor;
       if (d.chunk_count !== files.chunkCount(d.size, d.chunk_size)) throw new UserError("This file's description is damaged.");
+      const sizes = app.policy?.blobs?.chunk_sizes ?? [65536, 1048576, 4194304];
+      if (!sizes.includes(d.chunk_size) || d.size > Math.min(app.policy?.blobs?.max_bytes ?? 2 ** 30, 2 ** 31)) {
+        throw new UserError("This file is larger than this browser can receive.");
+      }
       progress(`Downloading ${m.name}`, 0, d.chunk_count);
       data = await files.decryptFile(d.key, (i) => api.downloadChunk(d.blob_id, d.download_capability, i), d.size, d.digest, d.chunk_size,
         (done, total) => progress(`Downloading ${m.name}`, done, total));
@@ -675,28 +679,31 @@ async function receiveEnvelope(receiveId, envelopeId, envelope) {
 
 // The responder's answer to a new contact: its own pairwise mailbox, told with reply_here.
 // Retried (from tick) until it succeeds; it must precede anything else we send them.
-async function answerContact(c) {
-  if (!c.needsAnswer || app.answering.has(c.id)) return;
-  app.answering.add(c.id);
-  try {
-    if (!c.myMailbox) {
-      const mailbox = await newMailbox();
-      await serially(async () => { c.myMailbox = mailbox; await saveContact(c); });
-      await watchMailbox(mailbox.receive_id);
-    }
-    await serially(async () => {
-      if (!c.needsAnswer) return;
-      await sendPayload(c, { type: "reply_here", mailbox: c.myMailbox.send_id });
-      if (c.pendingReceipts?.length) {
-        await sendPayload(c, { type: "receipt", message_ids: c.pendingReceipts.map((x) => b64uDecode(x, 16)) });
-      }
-      c.pendingReceipts = [];
-      c.needsAnswer = false;
-      await saveContact(c);
-    });
-  } finally {
-    app.answering.delete(c.id);
+function answerContact(c) {
+  if (!c.needsAnswer) return Promise.resolve();
+  // Callers wait for an answer already under way: nothing may overtake the reply_here.
+  if (!app.answering.has(c.id)) {
+    app.answering.set(c.id, answerNow(c).finally(() => app.answering.delete(c.id)));
   }
+  return app.answering.get(c.id);
+}
+
+async function answerNow(c) {
+  if (!c.myMailbox) {
+    const mailbox = await newMailbox();
+    await serially(async () => { c.myMailbox = mailbox; await saveContact(c); });
+    await watchMailbox(mailbox.receive_id);
+  }
+  await serially(async () => {
+    if (!c.needsAnswer) return;
+    await sendPayload(c, { type: "reply_here", mailbox: c.myMailbox.send_id });
+    if (c.pendingReceipts?.length) {
+      await sendPayload(c, { type: "receipt", message_ids: c.pendingReceipts.map((x) => b64uDecode(x, 16)) });
+    }
+    c.pendingReceipts = [];
+    c.needsAnswer = false;
+    await saveContact(c);
+  });
 }
 
 async function openIntro(envelope) {
@@ -829,7 +836,12 @@ function renderConversation() {
   $("#conv-verified").hidden = !c.verified;
   $("#conv-details").href = `#/contact/${c.id}`;
   $("#conv-pending").hidden = !(c.role === "initiator" && c.theirMailbox === null);
-  $("#disappear").value = String(c.timer);
+  const select = $("#disappear");
+  if (![...select.options].some((o) => o.value === String(c.timer))) {
+    // A timer set by another client may be one this menu does not offer.
+    select.append(el("option", { value: String(c.timer), text: `${formatCountdown(c.timer)}` }));
+  }
+  select.value = String(c.timer);
   const list = $("#messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.replaceChildren(...(app.messages.get(c.id) ?? []).map((m) => renderMessage(c, m)));

@@ -24,7 +24,7 @@ const PREVIEWABLE = /^image\/(png|jpeg|gif|webp)$/;
 const app = {
   vault: null, profile: null, identity: null, intro: null, secrets: null, policy: null,
   buckets: DEFAULT_BUCKETS, contacts: new Map(), messages: new Map(), owners: new Map(),
-  relay: null, token: null, current: null, pendingLink: null, fileUrls: new Map(),
+  relay: null, tokens: {}, current: null, pendingLink: null, fileUrls: new Map(),
   serial: Promise.resolve(), lockTimer: null, flushing: new Set(), answering: new Map(),
 };
 
@@ -161,7 +161,7 @@ async function createIdentity() {
     await saveProfile();
   } catch (e) {
     // A half-made identity is no use to anyone: remove it, so "Create" can simply be retried.
-    Object.assign(app, { vault: null, identity: null, intro: null, profile: null, secrets: null, token: null });
+    Object.assign(app, { vault: null, identity: null, intro: null, profile: null, secrets: null, tokens: {} });
     await wipe();
     status("");
     throw e;
@@ -209,7 +209,7 @@ async function publishBundle(idBytes, first) {
     one_time_prekeys: bundle.oneTimePrekeys.map((k) => ({ id: k.id, key: b64uEncode(k.key) })),
     pq_one_time_prekeys: bundle.pqOneTimePrekeys.map((k) => ({ id: k.id, key: b64uEncode(k.key), signature: b64uEncode(k.signature) })),
   };
-  await api.publishBundle(await token(), app.profile.handle, body, app.identity.signing);
+  await api.publishBundle(await token("keys"), app.profile.handle, body, app.identity.signing);
   app.profile.publishedAt = nowSeconds();
   await saveProfile();
 }
@@ -249,10 +249,10 @@ async function enter() {
   $("#unlock-passphrase").value = "";
   $("#create-passphrase").value = "";
   $("#create-confirm").value = "";
-  app.token = (await app.vault.get("token")) ?? null;
+  app.tokens = (await app.vault.get("tokens")) ?? {};
   app.relay = new api.Relay({
     getToken: token,
-    renewToken: async () => { app.token = null; await token(); },
+    renewToken: async () => { delete app.tokens.relay; await token(); },
     onEnvelope: (rid, eid, env) => serially(() => receiveEnvelope(rid, eid, env)),
     onState: (s) => { const c = $("#connection"); c.dataset.state = s; c.textContent = s; if (s === "online") flushOutboxes(); },
   });
@@ -315,8 +315,8 @@ function confirmWipe(button) {
 }
 
 async function withdrawFromServer() {
+  await api.deleteBundle(await token("keys"), app.profile.handle, app.identity.signing).catch(() => {});
   const t = await token();
-  await api.deleteBundle(t, app.profile.handle, app.identity.signing).catch(() => {});
   const boxes = [app.profile.introMailbox, ...[...app.contacts.values()].map((c) => c.myMailbox)].filter(Boolean);
   for (const box of boxes) await api.deleteMailbox(t, box.receive_id, app.owners.get(box.receive_id)).catch(() => {});
 }
@@ -337,12 +337,16 @@ async function saveProfile() {
 const saveContact = (c) => app.vault.put(`contact.${c.id}`, c);
 const saveMessages = (id) => app.vault.put(`msgs.${id}`, app.messages.get(id) ?? []);
 
-// The session used to talk to the relay socket and to create our own mailboxes.
-async function token() {
-  if (app.token && app.token.expiresAt > Date.now() + 60000) return app.token.token;
-  app.token = await api.mintSession();
-  await app.vault.put("token", app.token);
-  return app.token.token;
+// Sessions by purpose, so the server cannot join what one session does with another's:
+// "relay" for the socket and our own mailboxes, "keys" for our bundle. Claiming someone
+// else's bundle uses a fresh session each time (see addContact), and sending to a contact
+// its own one (sendToken).
+async function token(purpose = "relay") {
+  const held = app.tokens[purpose];
+  if (held && held.expiresAt > Date.now() + 60000) return held.token;
+  app.tokens[purpose] = await api.mintSession();
+  await app.vault.put("tokens", app.tokens);
+  return app.tokens[purpose].token;
 }
 
 // A separate session per contact we send to, so the server cannot link our sends.
@@ -362,7 +366,7 @@ async function newMailbox() {
 }
 
 async function topUpPrekeys() {
-  const count = await api.prekeyCount(await token(), app.profile.handle, app.identity.signing);
+  const count = await api.prekeyCount(await token("keys"), app.profile.handle, app.identity.signing);
   if (count.signed_prekey_stale) await serially(rotateSignedPrekey);
   if (count.signed_prekey_stale || count.one_time_prekeys < ONE_TIME_BATCH / 2 || count.pq_one_time_prekeys < ONE_TIME_BATCH / 2 || nowSeconds() - (app.profile.publishedAt ?? 0) > 7 * 86400) {
     await serially(() => publishBundle(null, false));
@@ -419,7 +423,8 @@ async function addContact() {
   }
   status("Fetching their keys…");
   const c = await serially(async () => {
-    const bundle = await keys.verifyClaimedBundle(await api.claimBundle(await token(), link.handle), link.fingerprint);
+    const once = await api.mintSession();
+    const bundle = await keys.verifyClaimedBundle(await api.claimBundle(once.token, link.handle), link.fingerprint);
     const mailbox = await newMailbox();
     const { session } = await startSession(app.identity, bundle);
     const c = {

@@ -28,7 +28,13 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def courier_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """daphne with its own data folder and SQLite database (browser tests run in pass 1)."""
-    with ServerStack(tmp_path_factory.mktemp("courier-browser"), database="sqlite") as stack:
+    # Every browser here comes from 127.0.0.1, and each person mints several sessions (relay,
+    # prekeys, one per claim, one per contact sent to): far more than the default per-address
+    # minting rate allows one machine. The rate limits have their own tests.
+    env = {"RATELIMIT_SESSION_MINT": "100000/h"}
+    with ServerStack(
+        tmp_path_factory.mktemp("courier-browser"), database="sqlite", env=env
+    ) as stack:
         yield stack.url()
 
 

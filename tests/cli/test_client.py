@@ -373,13 +373,13 @@ def test_a_file_that_can_no_longer_be_fetched_is_reported_not_fatal(
 def test_a_received_file_disappears_with_its_message(make_client, tmp_path: Path) -> None:
     alice, bob = make_client("alice"), make_client("bob")
     connect(alice, bob)
-    alice.set_timer("bob", 2)
+    alice.set_timer("bob", 4)
     source = tmp_path / "photo.jpg"
     source.write_bytes(os.urandom(1000))
     alice.send_file("bob", source)
     (saved,) = [Path(e.text) for e in bob.receive() if e.kind == "download"]
     assert saved.exists()
-    time.sleep(2.2)
+    time.sleep(4.2)
     assert bob.messages("alice") == []
     assert not saved.exists()
     assert source.exists()  # the sender's own file is not touched

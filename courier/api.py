@@ -219,6 +219,9 @@ class Api:
         session = self._request("POST", "/api/v1/sessions", json_body=body).json()
         return Session(session["token"], session["expires_at"])
 
+    def end_session(self, token: str) -> None:
+        self._request("DELETE", "/api/v1/sessions", token=token)
+
     # --- prekey directory (docs/api/keys.md) --------------------------------------------------
 
     def publish_bundle(

@@ -8,10 +8,12 @@ transaction that advances the session, and sent from there. A crash resends the 
 session is never rolled back.
 
 Who talks to the server with which token (so the server cannot link things):
-- a *home* session publishes my prekeys, owns the intro mailbox and opens the relay socket;
-- each contact gets its own session, used to claim the contact's bundle, create the mailbox the
-  contact replies to, upload files for it and send to it. Sends to two contacts cannot be linked
-  by token.
+- a *directory* session publishes my prekey bundle and reads its counts, and nothing else;
+- the *home* (relay) session creates my mailboxes (the intro one and one per contact), opens
+  the relay socket and fetches; the server sees which mailboxes one socket subscribes to anyway;
+- each contact gets its own session, used only to send to it and upload files for it, so sends
+  to two contacts cannot be linked by token, nor a send to the mailbox its replies come to;
+- each claim of a bundle uses a throwaway session, ended at once.
 
 First contact (docs/protocol.md section 10): Alice adds Bob's link, claims his bundle, runs
 PQXDH, creates a mailbox for Bob's replies and sends a sealed intro carrying ``reply_here`` to
@@ -82,6 +84,8 @@ PING_SECONDS = 60.0
 MAINTAIN_SECONDS = 600.0
 FILE_MAX_DOWNLOADS = 2
 OUTBOX_LOCK_FILE = "outbox.lock"
+# The key of the prekey-directory session among session keys (contact names cannot hold \0).
+DIRECTORY = "\0directory"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 Progress = Callable[[int, int], None]
@@ -179,6 +183,7 @@ class Courier:
                 "published": False,
             },
             "home_session": None,
+            "directory_session": None,
             "intro": None,
             "contacts": {},
             "intros_seen": {},
@@ -258,10 +263,25 @@ class Courier:
     def _buckets(self) -> list[int]:
         return [int(b) for b in self.policy()["envelopes"]["bucket_sizes"]]
 
+    def _session_record(self, state: dict[str, Any], key: str | None) -> Any:
+        if key is None:
+            return state["home_session"]
+        if key == DIRECTORY:
+            return state.get("directory_session")
+        return state["contacts"][key]["session_api"]
+
+    def _store_session(self, state: dict[str, Any], key: str | None, value: Any) -> None:
+        if key is None:
+            state["home_session"] = value
+        elif key == DIRECTORY:
+            state["directory_session"] = value
+        elif key in state["contacts"]:
+            state["contacts"][key]["session_api"] = value
+
     def _session_token(self, key: str | None) -> str:
-        """A live token of the home session (key None) or of a contact's session."""
-        state = self._state()
-        record = state["home_session"] if key is None else state["contacts"][key]["session_api"]
+        """A live token of the relay session (key None), the prekey-directory session
+        (``DIRECTORY``) or a contact's session (its name)."""
+        record = self._session_record(self._state(), key)
         if (
             record is not None
             and _parse_time(record["expires_at"]) > _now() + SESSION_MARGIN_SECONDS
@@ -269,19 +289,14 @@ class Courier:
             return record["token"]
         minted = self.api.mint_session()
         with self.store.transaction() as state:
-            value = {"token": minted.token, "expires_at": minted.expires_at}
-            if key is None:
-                state["home_session"] = value
-            elif key in state["contacts"]:
-                state["contacts"][key]["session_api"] = value
+            self._store_session(
+                state, key, {"token": minted.token, "expires_at": minted.expires_at}
+            )
         return minted.token
 
     def _forget_token(self, key: str | None) -> None:
         with self.store.transaction() as state:
-            if key is None:
-                state["home_session"] = None
-            elif key in state["contacts"]:
-                state["contacts"][key]["session_api"] = None
+            self._store_session(state, key, None)
 
     def _with_session(self, key: str | None, call: Callable[[str], Any]) -> Any:
         """Run ``call(token)``; on 401 (session expired or purged) mint a new one and retry."""
@@ -290,6 +305,20 @@ class Courier:
         except Unauthorized:
             self._forget_token(key)
             return call(self._session_token(key))
+
+    def _with_directory(self, call: Callable[[str], Any]) -> Any:
+        return self._with_session(DIRECTORY, call)
+
+    def _claim_bundle(self, handle: str) -> dict[str, Any]:
+        """Claim with a session used for nothing else and ended at once: the same token
+        claiming a handle and later sending to a mailbox would tell the server whose mailbox
+        that is."""
+        session = self.api.mint_session()
+        try:
+            return self.api.claim_bundle(session.token, handle)
+        finally:
+            with contextlib.suppress(TransportError, ApiError):
+                self.api.end_session(session.token)
 
     def _with_home(self, call: Callable[[str], Any]) -> Any:
         return self._with_session(None, call)
@@ -337,7 +366,7 @@ class Courier:
             bundle = Bundle(identity.public, spk, last_resort, tuple(opks), tuple(pqopks))
             handle = state["handle"]
         signer = _signer(identity.signing_seed)
-        counts = self._with_home(
+        counts = self._with_directory(
             lambda token: self.api.publish_bundle(token, handle, bundle_to_json(bundle), signer)
         )
         with self.store.transaction() as state:
@@ -350,7 +379,7 @@ class Courier:
         identity = self._identity(state)
         handle = state["handle"]
         signer = _signer(identity.signing_seed)
-        counts = self._with_home(lambda token: self.api.count_prekeys(token, handle, signer))
+        counts = self._with_directory(lambda token: self.api.count_prekeys(token, handle, signer))
         policy = self.policy()["prekeys"]
         maximum = int(counts.get("max_one_time_prekeys", policy["max_one_time_prekeys"]))
         batch = int(policy["max_batch"])
@@ -507,9 +536,7 @@ class Courier:
         with self.store.transaction() as state:
             state["contacts"][name] = {"session_api": None, "pending": True}
         try:
-            claimed = self._with_session(
-                name, lambda token: self.api.claim_bundle(token, link.handle)
-            )
+            claimed = self._claim_bundle(link.handle)
             try:
                 bundle = verify_claimed_bundle(claimed, expected_fingerprint=link.fingerprint)
             except CryptoError as error:
@@ -540,8 +567,10 @@ class Courier:
     def _create_contact_mailbox(self, name: str) -> dict[str, Any]:
         owner = os.urandom(32)
         ttl = int(self.policy()["mailboxes"]["max_ttl_seconds"])
-        answer = self._with_session(
-            name, lambda token: self.api.create_mailbox(token, p.ed25519_public(owner), ttl)
+        # Created on the relay session, which subscribes to it anyway: created on the contact's
+        # session, the one that sends to the contact, it would tie the two directions together.
+        answer = self._with_home(
+            lambda token: self.api.create_mailbox(token, p.ed25519_public(owner), ttl)
         )
         return {
             "send_id": answer["send_id"],

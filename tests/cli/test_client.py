@@ -479,3 +479,44 @@ def test_two_processes_of_one_user_send_at_once_without_losing_or_doubling(
     events = bob.receive()
     assert [e.kind for e in events if e.kind != "message"] == []  # nothing dropped as a replay
     assert sorted(texts(events)) == [f"{t}{i}" for t in "xy" for i in range(5)]
+
+
+def test_the_server_cannot_join_bundle_claims_mailboxes_and_sends_by_token(
+    make_client,
+) -> None:
+    alice, bob = make_client("alice"), make_client("bob")
+    used: list[tuple[str, str]] = []
+    for client in (alice, bob):
+        for method in ("claim_bundle", "create_mailbox", "send_envelope", "count_prekeys"):
+            real = getattr(client.api, method)
+
+            def spy(token: str, *args, _real=real, _method=method, **kwargs):
+                used.append((_method, token))
+                return _real(token, *args, **kwargs)
+
+            setattr(client.api, method, spy)
+    connect(alice, bob)
+    alice.send_text("bob", "hi")
+    bob.receive()
+    bob.send_text("alice", "hello")
+    bob.maintain_prekeys()
+    tokens = {}
+    for method, token in used:
+        tokens.setdefault(method, set()).add(token)
+    home_a = alice._state()["home_session"]["token"]
+    home_b = bob._state()["home_session"]["token"]
+    (claim,) = tokens["claim_bundle"]
+    assert tokens["create_mailbox"] == {home_a, home_b}  # each side's relay session
+    sends = tokens["send_envelope"]
+    assert sends == {
+        alice._state()["contacts"]["bob"]["session_api"]["token"],
+        bob._state()["contacts"]["alice"]["session_api"]["token"],
+    }
+    assert tokens["count_prekeys"] == {bob._state()["directory_session"]["token"]}
+    everything = [home_a, home_b, *sends, *tokens["count_prekeys"]]
+    assert claim not in everything and len(set(everything)) == len(everything)
+    # The claim's session was ended right away.
+    from courier.api import Unauthorized
+
+    with pytest.raises(Unauthorized):
+        alice.api.create_mailbox(claim, os.urandom(32), 60)

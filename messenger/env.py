@@ -87,3 +87,12 @@ def env_secret(name: str, *, data_dir: Path | None, generate_bytes: int) -> str:
                 handle.write(secrets.token_urlsafe(generate_bytes))
     os.chmod(path, 0o600)
     return path.read_text().strip()
+
+
+def env_optional_secret(name: str) -> str:
+    """A secret that may be absent: NAME, or the contents of the file named by NAME_FILE."""
+    value = env_str(name, "")
+    if value:
+        return value.strip()
+    file_name = env_str(f"{name}_FILE", "")
+    return Path(file_name).read_text().strip() if file_name else ""

@@ -20,6 +20,7 @@ from messenger.env import (
     env_int,
     env_int_list,
     env_list,
+    env_optional_secret,
     env_secret,
     env_str,
 )
@@ -179,7 +180,9 @@ SESSION_TTL_SECONDS = env_int("SESSION_TTL_SECONDS", 7 * 24 * 3600)
 # Leading zero bits required of sha256(challenge || nonce) to mint a session.
 POW_DIFFICULTY = env_int("POW_DIFFICULTY", 20 if PRODUCTION else 0)
 CHALLENGE_TTL_SECONDS = env_int("CHALLENGE_TTL_SECONDS", 120)
-RATELIMIT_SESSION_MINT = env_str("RATELIMIT_SESSION_MINT", "30/h")
+# One session per contact is the design, and many people may share an address (NAT, Tor
+# exits): the limit is generous, and the proof of work prices bulk minting.
+RATELIMIT_SESSION_MINT = env_str("RATELIMIT_SESSION_MINT", "200/h")
 RATELIMIT_PER_SESSION = env_str("RATELIMIT_PER_SESSION", "600/m")
 # Stored timestamps are rounded up to this many seconds so they say little about when
 # something happened.
@@ -244,8 +247,8 @@ if S3_BUCKET:
             "bucket_name": S3_BUCKET,
             "endpoint_url": env_str("S3_ENDPOINT_URL", "") or None,
             "region_name": env_str("S3_REGION", "") or None,
-            "access_key": env_str("S3_ACCESS_KEY_ID", "") or None,
-            "secret_key": env_str("S3_SECRET_ACCESS_KEY", "") or None,
+            "access_key": env_optional_secret("S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_optional_secret("S3_SECRET_ACCESS_KEY") or None,
             "default_acl": None,
             "querystring_auth": False,
             "file_overwrite": True,

@@ -13,44 +13,17 @@ from typing import Annotated
 
 from django.conf import settings
 from ninja import Field, Schema
-from pydantic import BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import ConfigDict
 
 from keys import services
 from keys.models import U32_MAX
-from messenger.codec import b64u_decode, b64u_encode
+from messenger.codec import b64u_encode
+from messenger.schemas import b64u_bytes
 
-
-def _b64u(length: int) -> object:
-    """A base64url field that must decode to exactly `length` bytes; parsed to bytes."""
-
-    def decode(value: object) -> bytes:
-        if not isinstance(value, str):
-            raise ValueError("must be a base64url string")
-        try:
-            return b64u_decode(value, length=length)
-        except ValueError as error:
-            raise ValueError(f"must be base64url without padding of {length} bytes") from error
-
-    chars = -(-length * 4 // 3)
-    return Annotated[
-        bytes,
-        BeforeValidator(decode),
-        WithJsonSchema(
-            {
-                "type": "string",
-                "format": "base64url",
-                "minLength": chars,
-                "maxLength": chars,
-                "description": f"{length} bytes, base64url without padding",
-            }
-        ),
-    ]
-
-
-X25519Key = _b64u(32)
-Ed25519Key = _b64u(32)
-Signature = _b64u(64)
-MlKemKey = _b64u(1184)
+X25519Key = b64u_bytes(32)
+Ed25519Key = b64u_bytes(32)
+Signature = b64u_bytes(64)
+MlKemKey = b64u_bytes(1184)
 PrekeyId = Annotated[int, Field(strict=True, ge=0, le=U32_MAX)]
 
 

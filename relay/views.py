@@ -13,11 +13,12 @@ from typing import Annotated
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BeforeValidator, ConfigDict, WithJsonSchema
+from pydantic import ConfigDict
 
 from messenger.api import session_auth
 from messenger.codec import b64u_decode, b64u_encode
 from messenger.ratelimits import limit_by_session
+from messenger.schemas import b64u_bytes
 from messenger.signing import verify_signed_request
 from messenger.views import ErrorOut
 from relay import services
@@ -30,33 +31,8 @@ RATE_GROUP = "relay"
 OCTET_STREAM = "application/octet-stream"
 
 
-def _b64u(length: int) -> object:
-    def decode(value: object) -> bytes:
-        if not isinstance(value, str):
-            raise ValueError("must be a base64url string")
-        try:
-            return b64u_decode(value, length=length)
-        except ValueError as error:
-            raise ValueError(f"must be base64url without padding of {length} bytes") from error
-
-    chars = -(-length * 4 // 3)
-    return Annotated[
-        bytes,
-        BeforeValidator(decode),
-        WithJsonSchema(
-            {
-                "type": "string",
-                "format": "base64url",
-                "minLength": chars,
-                "maxLength": chars,
-                "description": f"{length} bytes, base64url without padding",
-            }
-        ),
-    ]
-
-
-Ed25519Key = _b64u(32)
-EnvelopeId = _b64u(ID_BYTES)
+Ed25519Key = b64u_bytes(32)
+EnvelopeId = b64u_bytes(ID_BYTES)
 Ttl = Annotated[int, Field(strict=True, ge=1)]
 
 

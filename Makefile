@@ -32,3 +32,4 @@ test: install-test
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy messenger keys relay files courier

@@ -7,6 +7,7 @@ the URL, so it cannot end up in a proxy's access log.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import BinaryIO, cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -86,7 +87,7 @@ def create_blob(request: HttpRequest, body: BlobIn) -> Status:
 
     Rate: the session's overall rate (messenger.api.SessionAuth) plus the byte quota."""
     created = services.create_blob(
-        request.auth,  # type: ignore[arg-type]
+        request.auth,  # type: ignore[attr-defined]
         chunk_size=body.chunk_size,
         chunk_count=body.chunk_count,
         ttl_seconds=body.ttl,
@@ -127,7 +128,7 @@ def put_chunk(request: HttpRequest, blob_id: str, index: int) -> Status:
     capability = _capability(request)
     limit_by_value(request, "blob-chunks", blob_id, settings.RATELIMIT_BLOB_CHUNKS)
     stored, complete = services.store_chunk(
-        blob_id, capability, index, request, _content_length(request)
+        blob_id, capability, index, cast(BinaryIO, request), _content_length(request)
     )
     return Status(201 if stored else 200, {"index": index, "stored": True, "complete": complete})
 

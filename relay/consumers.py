@@ -24,6 +24,7 @@ import secrets
 import struct
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -110,7 +111,7 @@ def _decode_id(value: Any, length: int, field: str) -> bytes:
 class RelayConsumer(AsyncConsumer):
     async def websocket_connect(self, event: dict[str, Any]) -> None:
         self.closed = False
-        self.session_expires_at = None
+        self.session_expires_at: datetime | None = None
         self.challenge = b""
         self.challenge_issued = 0.0
         # internal mailbox id -> receive id, and back

@@ -38,8 +38,9 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
 fi
 
-echo "== lint"
+echo "== lint and types"
 .venv/bin/ruff check .
+.venv/bin/mypy messenger keys relay files courier
 
 data=$(mktemp -d)
 trap 'rm -rf "$data"' EXIT
